@@ -1,0 +1,1 @@
+//! balance-exporter: a Prometheus exporter for API-platform credit balances.
