@@ -1,1 +1,25 @@
 //! balance-exporter: a Prometheus exporter for API-platform credit balances.
+//!
+//! Collectors poll upstream on their own schedule ([`scheduler`]), write gauges
+//! ([`metrics`]), and the server ([`server`]) serves the cached exposition.
+
+pub mod app;
+pub mod cli;
+pub mod collector;
+pub mod config;
+pub mod metrics;
+pub mod providers;
+pub mod scheduler;
+pub mod server;
+pub mod telemetry;
+pub mod upstream;
+
+/// `--version` output: version, revision and compiler.
+pub const VERSION_LINE: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (revision ",
+    env!("BALANCE_EXPORTER_REVISION"),
+    ", rustc ",
+    env!("BALANCE_EXPORTER_RUSTC_VERSION"),
+    ")"
+);

@@ -1,0 +1,228 @@
+//! Build the exporter from settings — registry, collectors, scheduler, server — and
+//! run it until a shutdown future resolves. Also handles reloads.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use prometheus::Registry;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+use crate::config::{Config, ConfigError};
+use crate::metrics::{Exposition, SelfMetrics};
+use crate::providers::{self, ProviderMetrics};
+use crate::scheduler::{Readiness, Scheduler, Shared};
+use crate::server::{self, ReloadRequest, ServerState};
+use crate::upstream::Upstream;
+
+/// Where the configuration comes from; a file is re-read on reload.
+#[derive(Debug, Clone)]
+pub enum ConfigSource {
+    File(PathBuf),
+    Fixed(Box<Config>),
+}
+
+impl ConfigSource {
+    /// Load (or re-load) the configuration.
+    pub fn load(&self) -> Result<Config, ConfigError> {
+        match self {
+            ConfigSource::File(p) => Config::load(p),
+            ConfigSource::Fixed(c) => Ok((**c).clone()),
+        }
+    }
+}
+
+/// Everything needed to build the application.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub config: ConfigSource,
+    /// `host:port`; port 0 picks a free port.
+    pub listen_address: String,
+    pub telemetry_path: String,
+}
+
+/// A built, bound, not yet running exporter.
+pub struct Application {
+    listener: TcpListener,
+    addr: SocketAddr,
+    settings: Settings,
+    config: Config,
+    exposition: Arc<Exposition>,
+    self_metrics: SelfMetrics,
+    providers: ProviderMetrics,
+}
+
+/// Errors that stop the exporter from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot listen on {address}: {source}")]
+    Bind {
+        address: String,
+        source: std::io::Error,
+    },
+}
+
+impl Application {
+    /// Load the configuration, register metrics and bind the listener.
+    pub async fn build(settings: Settings) -> Result<Application, StartError> {
+        let config = settings.config.load()?;
+        let listener = TcpListener::bind(&settings.listen_address)
+            .await
+            .map_err(|source| StartError::Bind {
+                address: settings.listen_address.clone(),
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind {
+            address: settings.listen_address.clone(),
+            source,
+        })?;
+        let registry = Registry::new();
+        let self_metrics = SelfMetrics::new(&registry);
+        let providers = ProviderMetrics::register(&registry);
+        let exposition = Exposition::new(registry);
+        Ok(Application {
+            listener,
+            addr,
+            settings,
+            config,
+            exposition,
+            self_metrics,
+            providers,
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The port actually bound.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Poll and serve until `shutdown` resolves; then stop polling, finish in-flight
+    /// responses and return.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) {
+        let readiness = Arc::new(Readiness::default());
+        let shared = Shared {
+            self_metrics: self.self_metrics.clone(),
+            exposition: self.exposition.clone(),
+            readiness: readiness.clone(),
+        };
+        let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
+        let state = Arc::new(ServerState {
+            exposition: self.exposition.clone(),
+            readiness,
+            telemetry_path: self.settings.telemetry_path.clone(),
+            reload: reload_tx.clone(),
+        });
+        spawn_sighup(reload_tx);
+
+        let stop = tokio_util::sync::CancellationToken::new();
+        let server = tokio::spawn(server::serve(
+            self.listener,
+            state,
+            stop.clone().cancelled_owned(),
+        ));
+        tracing::info!(address = %self.addr, telemetry_path = %self.settings.telemetry_path, "listening");
+
+        let mut running = Running::start(self.config, &self.providers, &shared);
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                Some(reply) = reload_rx.recv() => {
+                    let result = match self.settings.config.load() {
+                        Ok(config) => {
+                            running = running.replace(config, &self.providers, &shared).await;
+                            tracing::info!("configuration reloaded");
+                            Ok(())
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "reload rejected; the previous configuration keeps running");
+                            Err(e.to_string())
+                        }
+                    };
+                    let _ = reply.send(result);
+                }
+            }
+        }
+        tracing::info!("shutting down");
+        running.scheduler.stop().await;
+        stop.cancel();
+        let _ = server.await;
+    }
+}
+
+/// The collectors running for one configuration.
+struct Running {
+    scheduler: Scheduler,
+}
+
+impl Running {
+    fn start(config: Config, providers: &ProviderMetrics, shared: &Shared) -> Running {
+        let upstream = Upstream::new(config.max_concurrent_requests);
+        let thresholds = &shared.self_metrics.low_balance_threshold;
+        thresholds.reset();
+        for t in providers::thresholds(&config) {
+            thresholds
+                .with_label_values(&[t.provider, &t.account])
+                .set(t.value);
+        }
+        let collectors = providers::collectors(&config, providers, &upstream);
+        let accounts = config.acedata.len() + config.yeastar.len();
+        tracing::info!(accounts, collectors = collectors.len(), "starting collectors");
+        shared.exposition.mark_dirty();
+        Running {
+            scheduler: Scheduler::start(collectors, shared),
+        }
+    }
+
+    /// Stop the old collectors, start the new ones, and remove the series of
+    /// collectors that no longer exist.
+    async fn replace(self, config: Config, providers: &ProviderMetrics, shared: &Shared) -> Running {
+        let old = self.scheduler.stop().await;
+        let next = Running::start(config, providers, shared);
+        let kept: HashSet<(String, String)> = next.keys();
+        for mut c in old {
+            let key = (c.name().to_string(), c.account().to_string());
+            if !kept.contains(&key) {
+                c.clear();
+                shared.self_metrics.remove_collector(&key.0, &key.1);
+            }
+        }
+        shared.exposition.mark_dirty();
+        next
+    }
+
+    fn keys(&self) -> HashSet<(String, String)> {
+        self.scheduler.keys()
+    }
+}
+
+#[cfg(unix)]
+fn spawn_sighup(reload: mpsc::Sender<ReloadRequest>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot listen for SIGHUP; use POST /-/reload");
+        return;
+    };
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP received; reloading configuration");
+            let (tx, _rx) = tokio::sync::oneshot::channel();
+            if reload.send(tx).await.is_err() {
+                break;
+            }
+        }
+    });
+}
+
+#[cfg(not(unix))]
+fn spawn_sighup(_reload: mpsc::Sender<ReloadRequest>) {}

@@ -1,0 +1,54 @@
+//! Command-line flags, named after the Prometheus exporter conventions.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use crate::telemetry::{LogFormat, LogLevel};
+
+/// Prometheus exporter for Ace Data Cloud credits and distribution, and Yeastar
+/// Partner Portal balances.
+#[derive(Debug, Parser)]
+#[command(name = "balance-exporter", version = crate::VERSION_LINE, about, long_about = None)]
+pub struct Cli {
+    /// Path to the YAML configuration file.
+    #[arg(long = "config.file", value_name = "PATH", default_value = "balance-exporter.yaml")]
+    pub config_file: PathBuf,
+
+    /// Address to listen on for the web interface and telemetry.
+    #[arg(long = "web.listen-address", value_name = "ADDR", default_value = ":9977")]
+    pub listen_address: String,
+
+    /// Path under which to expose metrics.
+    #[arg(long = "web.telemetry-path", value_name = "PATH", default_value = "/metrics")]
+    pub telemetry_path: String,
+
+    /// Path to a web configuration file (TLS and basic auth, exporter-toolkit format).
+    #[arg(long = "web.config.file", value_name = "PATH")]
+    pub web_config_file: Option<PathBuf>,
+
+    /// Only log messages with the given severity or above.
+    #[arg(long = "log.level", value_enum, default_value = "info")]
+    pub log_level: LogLevel,
+
+    /// Output format of log messages.
+    #[arg(long = "log.format", value_enum, default_value = "logfmt")]
+    pub log_format: LogFormat,
+
+    /// Validate the configuration file and exit (0 when valid; every problem is printed otherwise).
+    #[arg(long = "config.check")]
+    pub config_check: bool,
+
+    /// Run against an embedded simulator of both vendors' APIs: no account, no network.
+    #[arg(long = "demo")]
+    pub demo: bool,
+}
+
+/// Turn `:9977` into `0.0.0.0:9977`; anything else must be `host:port`.
+pub fn listen_address(s: &str) -> String {
+    if let Some(port) = s.strip_prefix(':') {
+        format!("0.0.0.0:{port}")
+    } else {
+        s.to_string()
+    }
+}

@@ -1,0 +1,97 @@
+//! The `Collector` trait every provider collector implements, and the error whose
+//! variant becomes the `reason` label of `balance_exporter_collector_errors_total`.
+
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+
+/// Why one collection attempt failed. Each variant maps to exactly one `reason` label.
+///
+/// Messages never carry a secret: they are built from status codes, vendor error
+/// fields and parser messages only.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    /// The request (connect, send or body read) did not finish within `timeout`.
+    #[error("request timed out")]
+    Timeout,
+    /// The connection could not be established (refused, DNS failure, TLS failure).
+    #[error("connection failed: {0}")]
+    Connect(String),
+    /// The upstream rejected the credentials (HTTP 401).
+    #[error("unauthorized (HTTP {status}): {detail}")]
+    Unauthorized { status: u16, detail: String },
+    /// The upstream asked us to slow down (HTTP 429).
+    #[error("rate limited (HTTP 429){}", .retry_after.map(|d| format!(", retry after {}s", d.as_secs())).unwrap_or_default())]
+    RateLimited { retry_after: Option<Duration> },
+    /// Any other non-2xx HTTP status.
+    #[error("unexpected HTTP status {status}: {detail}")]
+    HttpStatus { status: u16, detail: String },
+    /// The body could not be read or decoded into the documented shape.
+    #[error("cannot decode response: {0}")]
+    Decode(String),
+    /// A 2xx answer whose envelope reports failure (Yeastar `code != "success"`).
+    #[error("API error: code={code} detail={detail} request_id={request_id}")]
+    Api {
+        code: String,
+        detail: String,
+        request_id: String,
+    },
+}
+
+impl CollectError {
+    /// Every value [`CollectError::reason`] can return, in a stable order.
+    pub const REASONS: [&'static str; 7] = [
+        "timeout",
+        "connect",
+        "unauthorized",
+        "rate_limited",
+        "http_status",
+        "decode",
+        "api_error",
+    ];
+
+    /// The `reason` label value of this error.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            CollectError::Timeout => "timeout",
+            CollectError::Connect(_) => "connect",
+            CollectError::Unauthorized { .. } => "unauthorized",
+            CollectError::RateLimited { .. } => "rate_limited",
+            CollectError::HttpStatus { .. } => "http_status",
+            CollectError::Decode(_) => "decode",
+            CollectError::Api { .. } => "api_error",
+        }
+    }
+
+    /// How long the upstream asked us to wait before the next attempt, if it said so.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            CollectError::RateLimited { retry_after } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// Shorthand for a decode error from anything printable.
+    pub fn decode(msg: impl std::fmt::Display) -> Self {
+        CollectError::Decode(msg.to_string())
+    }
+}
+
+/// One unit of polling: fetch from upstream, parse, and write gauges.
+///
+/// A collector owns whatever state it needs between attempts (for example the
+/// commission-history sync marker), which is why `collect` takes `&mut self`.
+/// Each collector is driven by its own scheduler task, so one failing collector
+/// never stops another.
+pub trait Collector: Send + 'static {
+    /// The `collector` label, e.g. `acedata_balance`.
+    fn name(&self) -> &'static str;
+    /// The `account` label: the configured account name.
+    fn account(&self) -> &str;
+    /// Fetch, parse and update this collector's series. On error nothing is written,
+    /// so the last good values stay exported.
+    fn collect(&mut self) -> BoxFuture<'_, Result<(), CollectError>>;
+    /// Remove every series this collector exports (data went stale, or the account
+    /// was removed from the configuration).
+    fn clear(&mut self);
+}

@@ -1,0 +1,67 @@
+//! The `acedata_balance` collector.
+
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+
+use super::client::AcedataClient;
+use super::metrics::AcedataMetrics;
+use super::model::{to_f64, Balance};
+use crate::collector::{CollectError, Collector};
+
+/// Polls `POST /api/v1/balances/initialize/`.
+pub struct BalanceCollector {
+    pub(super) account: String,
+    pub(super) client: AcedataClient,
+    pub(super) metrics: Arc<AcedataMetrics>,
+}
+
+impl BalanceCollector {
+    /// Write a parsed balance to the gauges; no I/O.
+    pub fn update(&self, b: &Balance) {
+        let m = &self.metrics;
+        let a = self.account.as_str();
+        m.credits.set(a, to_f64(b.credits));
+        m.package_amount.replace(
+            a,
+            b.packages
+                .iter()
+                .map(|p| (vec![p.id.clone(), p.name.clone()], p.amount)),
+        );
+        m.package_price.replace(
+            a,
+            b.packages
+                .iter()
+                .map(|p| (vec![p.id.clone(), p.name.clone()], to_f64(p.price))),
+        );
+        m.balance_updated.set_opt(a, b.updated_at);
+    }
+}
+
+impl Collector for BalanceCollector {
+    fn name(&self) -> &'static str {
+        "acedata_balance"
+    }
+
+    fn account(&self) -> &str {
+        &self.account
+    }
+
+    fn collect(&mut self) -> BoxFuture<'_, Result<(), CollectError>> {
+        async move {
+            let b = self.client.balance().await?;
+            self.update(&b);
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn clear(&mut self) {
+        let m = &self.metrics;
+        let a = self.account.as_str();
+        for f in [&m.credits, &m.package_amount, &m.package_price, &m.balance_updated] {
+            f.clear(a);
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! HTTP calls to Ace Data Cloud. Returns typed answers; knows nothing of metrics.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::Method;
+use secrecy::ExposeSecret;
+
+use super::model::{self, Balance, HistoryRecord, Level, ListPage, Status};
+use crate::collector::CollectError;
+use crate::config::Secret;
+use crate::upstream::Upstream;
+
+/// A client for one account. Cheap to clone.
+#[derive(Clone)]
+pub struct AcedataClient {
+    upstream: Upstream,
+    base_url: Arc<str>,
+    token: Arc<Secret>,
+    user_id: Option<Arc<str>>,
+    timeout: Duration,
+}
+
+impl AcedataClient {
+    /// A client for the account at `base_url` (no trailing slash).
+    pub fn new(
+        upstream: Upstream,
+        base_url: &str,
+        token: Secret,
+        user_id: Option<String>,
+        timeout: Duration,
+    ) -> Self {
+        AcedataClient {
+            upstream,
+            base_url: base_url.trim_end_matches('/').into(),
+            token: Arc::new(token),
+            user_id: user_id.map(Into::into),
+            timeout,
+        }
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<bytes::Bytes, CollectError> {
+        let token = self.token.get().map_err(|e| CollectError::Unauthorized {
+            status: 0,
+            detail: format!("no platform token: {e}"),
+        })?;
+        let url = format!("{}{path}", self.base_url);
+        let mut request = self
+            .upstream
+            .client()
+            .request(method, url)
+            .header("accept", "application/json")
+            .header(
+                "authorization",
+                format!("Bearer {}", token.expose_secret()),
+            );
+        if !query.is_empty() {
+            request = request.query(query);
+        }
+        Ok(self.upstream.send(request, self.timeout).await?.body)
+    }
+
+    fn list_query(&self, mut q: Vec<(&'static str, String)>) -> Vec<(&'static str, String)> {
+        if let Some(u) = &self.user_id {
+            q.push(("user_id", u.to_string()));
+        }
+        q
+    }
+
+    /// `POST /api/v1/balances/initialize/`.
+    pub async fn balance(&self) -> Result<Balance, CollectError> {
+        let body = self
+            .call(Method::POST, "/api/v1/balances/initialize/", &[])
+            .await?;
+        model::parse_balance(&body)
+    }
+
+    /// `GET /api/v1/distribution-statuses/`.
+    pub async fn statuses(&self) -> Result<ListPage<Status>, CollectError> {
+        let q = self.list_query(Vec::new());
+        let body = self
+            .call(Method::GET, "/api/v1/distribution-statuses/", &q)
+            .await?;
+        model::parse_statuses(&body)
+    }
+
+    /// `POST /api/v1/distribution-statuses/initialize/`. The answer is not needed.
+    pub async fn initialize_status(&self) -> Result<(), CollectError> {
+        self.call(Method::POST, "/api/v1/distribution-statuses/initialize/", &[])
+            .await
+            .map(|_| ())
+    }
+
+    /// `GET /api/v1/distribution-levels/`.
+    pub async fn levels(&self) -> Result<ListPage<Level>, CollectError> {
+        let q = self.list_query(Vec::new());
+        let body = self
+            .call(Method::GET, "/api/v1/distribution-levels/", &q)
+            .await?;
+        model::parse_levels(&body)
+    }
+
+    /// One page of `GET /api/v1/distribution-histories/`: `(count, records)`.
+    pub async fn history_page(
+        &self,
+        limit: u64,
+        offset: u64,
+    ) -> Result<(u64, Vec<HistoryRecord>), CollectError> {
+        let q = self.list_query(vec![("limit", limit.to_string()), ("offset", offset.to_string())]);
+        let body = self
+            .call(Method::GET, "/api/v1/distribution-histories/", &q)
+            .await?;
+        model::parse_history_page(&body)
+    }
+}

@@ -1,0 +1,156 @@
+//! Configuration of one Ace Data Cloud account.
+
+use std::time::Duration;
+
+use crate::config::{Fields, Secret, Timing};
+
+/// Default API base URL.
+pub const DEFAULT_BASE_URL: &str = "https://platform.acedata.cloud";
+
+/// The four Ace Data Cloud collectors, as named in `collectors:`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CollectorKind {
+    Balance,
+    DistributionStatus,
+    DistributionLevels,
+    DistributionHistory,
+}
+
+impl CollectorKind {
+    /// All kinds, the default of `collectors:`.
+    pub const ALL: [CollectorKind; 4] = [
+        CollectorKind::Balance,
+        CollectorKind::DistributionStatus,
+        CollectorKind::DistributionLevels,
+        CollectorKind::DistributionHistory,
+    ];
+
+    /// The name used in the config file.
+    pub fn config_name(self) -> &'static str {
+        match self {
+            CollectorKind::Balance => "balance",
+            CollectorKind::DistributionStatus => "distribution_status",
+            CollectorKind::DistributionLevels => "distribution_levels",
+            CollectorKind::DistributionHistory => "distribution_history",
+        }
+    }
+}
+
+/// Commission-history sync settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HistorySettings {
+    /// `limit` of each page request.
+    pub page_size: u32,
+    /// How often a full pass recounts every record (picks up records that turned invalid).
+    pub full_sync_interval: Duration,
+}
+
+impl Default for HistorySettings {
+    fn default() -> Self {
+        HistorySettings {
+            page_size: 100,
+            full_sync_interval: Duration::from_secs(6 * 3600),
+        }
+    }
+}
+
+/// One configured Ace Data Cloud account.
+#[derive(Debug, Clone)]
+pub struct AccountConfig {
+    /// The `account` label.
+    pub name: String,
+    pub base_url: String,
+    /// The platform token.
+    pub token: Secret,
+    pub timing: Timing,
+    pub low_balance_threshold: Option<f64>,
+    /// POST distribution-statuses/initialize/ when no status exists yet.
+    pub initialize_distribution: bool,
+    /// Sent as `?user_id=` on list calls.
+    pub user_id: Option<String>,
+    pub collectors: Vec<CollectorKind>,
+    pub history: HistorySettings,
+}
+
+impl AccountConfig {
+    /// Read one account mapping; problems go to `f`.
+    pub fn parse(f: &mut Fields<'_>, defaults: Timing) -> Option<Self> {
+        let name = f.string("name", true);
+        let base_url = f.url("base_url", DEFAULT_BASE_URL);
+        let token = f.secret("token", true);
+        let timing = f.timing(defaults);
+        let low_balance_threshold = threshold(f);
+        let initialize_distribution = f.take::<bool>("initialize_distribution").unwrap_or(true);
+        let user_id = f.string("user_id", false);
+        let collectors = collectors(f);
+        let history = match f.object("history") {
+            Some(mut h) => {
+                let d = HistorySettings::default();
+                let page_size = h.take::<u32>("page_size").unwrap_or(d.page_size);
+                if page_size == 0 || page_size > 1000 {
+                    h.problem("page_size", format!("{page_size} is outside 1..=1000"));
+                }
+                let full_sync_interval = h.duration("full_sync_interval").unwrap_or(d.full_sync_interval);
+                h.finish();
+                HistorySettings {
+                    page_size,
+                    full_sync_interval,
+                }
+            }
+            None => HistorySettings::default(),
+        };
+        Some(AccountConfig {
+            name: name?,
+            base_url,
+            token: token?,
+            timing,
+            low_balance_threshold,
+            initialize_distribution,
+            user_id,
+            collectors: collectors?,
+            history,
+        })
+    }
+}
+
+/// Read `low_balance_threshold` (a finite number).
+pub fn threshold(f: &mut Fields<'_>) -> Option<f64> {
+    let t = f.take::<f64>("low_balance_threshold")?;
+    if !t.is_finite() {
+        f.problem("low_balance_threshold", "must be a finite number");
+        return None;
+    }
+    Some(t)
+}
+
+fn collectors(f: &mut Fields<'_>) -> Option<Vec<CollectorKind>> {
+    if !f.has("collectors") {
+        let _ = f.take::<serde_json::Value>("collectors");
+        return Some(CollectorKind::ALL.to_vec());
+    }
+    let names = f.take::<Vec<String>>("collectors")?;
+    let mut out = Vec::new();
+    let mut ok = true;
+    for n in &names {
+        match CollectorKind::ALL.iter().find(|k| k.config_name() == n) {
+            Some(k) if out.contains(k) => {
+                f.problem("collectors", format!("`{n}` is listed twice"));
+                ok = false;
+            }
+            Some(k) => out.push(*k),
+            None => {
+                let known: Vec<_> = CollectorKind::ALL.iter().map(|k| k.config_name()).collect();
+                f.problem(
+                    "collectors",
+                    format!("unknown collector `{n}` (known: {})", known.join(", ")),
+                );
+                ok = false;
+            }
+        }
+    }
+    if names.is_empty() {
+        f.problem("collectors", "must list at least one collector");
+        ok = false;
+    }
+    ok.then_some(out)
+}

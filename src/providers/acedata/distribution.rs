@@ -1,0 +1,194 @@
+//! The `acedata_distribution_status` and `acedata_distribution_levels` collectors.
+
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+use rust_decimal::Decimal;
+
+use super::client::AcedataClient;
+use super::metrics::AcedataMetrics;
+use super::model::{to_f64, Level, Status};
+use crate::collector::{CollectError, Collector};
+
+/// Polls the distribution status (and the levels, for the spend remaining to the
+/// next level). Initializes a missing status once when configured to.
+pub struct StatusCollector {
+    pub(super) account: String,
+    pub(super) client: AcedataClient,
+    pub(super) metrics: Arc<AcedataMetrics>,
+    pub(super) initialize: bool,
+    pub(super) initialized: bool,
+}
+
+/// What the spend remaining to the next level is: the threshold of the lowest level
+/// above the current one, minus the invitee spend. `None` at the top level.
+pub fn next_level_spend_remaining(status: &Status, levels: &[Level]) -> Option<Decimal> {
+    levels
+        .iter()
+        .filter(|l| l.level > status.level.level)
+        .min_by_key(|l| l.level)
+        .map(|next| next.threshold - status.price)
+}
+
+impl StatusCollector {
+    /// Write a status (or its absence) to the gauges; no I/O.
+    pub fn update(&self, status: Option<&Status>, levels: &[Level]) {
+        let Some(s) = status else {
+            self.clear_status();
+            return;
+        };
+        let m = &self.metrics;
+        let a = self.account.as_str();
+        m.level.set(a, s.level.level as f64);
+        m.commission_ratio.set(a, s.level.percentage);
+        m.invitee_spend.set(a, to_f64(s.price));
+        m.reward.set(a, to_f64(s.reward));
+        m.next_level_remaining
+            .set_opt(a, next_level_spend_remaining(s, levels).map(to_f64));
+    }
+
+    fn clear_status(&self) {
+        let m = &self.metrics;
+        let a = self.account.as_str();
+        for f in [
+            &m.level,
+            &m.commission_ratio,
+            &m.invitee_spend,
+            &m.reward,
+            &m.next_level_remaining,
+        ] {
+            f.clear(a);
+        }
+    }
+
+    async fn fetch(&mut self) -> Result<Option<Status>, CollectError> {
+        let mut page = self.client.statuses().await?;
+        let empty = page.count == Some(0) || page.items.is_empty();
+        if empty && self.initialize && !self.initialized {
+            tracing::info!(
+                collector = "acedata_distribution_status",
+                account = %self.account,
+                "no distribution status yet; initializing it"
+            );
+            self.client.initialize_status().await?;
+            self.initialized = true;
+            page = self.client.statuses().await?;
+        }
+        Ok(page.items.into_iter().next())
+    }
+}
+
+impl Collector for StatusCollector {
+    fn name(&self) -> &'static str {
+        "acedata_distribution_status"
+    }
+
+    fn account(&self) -> &str {
+        &self.account
+    }
+
+    fn collect(&mut self) -> BoxFuture<'_, Result<(), CollectError>> {
+        async move {
+            let status = self.fetch().await?;
+            let levels = match &status {
+                Some(_) => self.client.levels().await?.items,
+                None => Vec::new(),
+            };
+            self.update(status.as_ref(), &levels);
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn clear(&mut self) {
+        self.clear_status();
+    }
+}
+
+/// Polls the table of distribution levels.
+pub struct LevelsCollector {
+    pub(super) account: String,
+    pub(super) client: AcedataClient,
+    pub(super) metrics: Arc<AcedataMetrics>,
+}
+
+impl LevelsCollector {
+    /// Write the level table to the gauges; no I/O. Levels gone upstream disappear.
+    pub fn update(&self, levels: &[Level]) {
+        let m = &self.metrics;
+        let a = self.account.as_str();
+        m.level_threshold.replace(
+            a,
+            levels
+                .iter()
+                .map(|l| (vec![l.level.to_string()], to_f64(l.threshold))),
+        );
+        m.level_commission_ratio.replace(
+            a,
+            levels
+                .iter()
+                .map(|l| (vec![l.level.to_string()], l.percentage)),
+        );
+    }
+}
+
+impl Collector for LevelsCollector {
+    fn name(&self) -> &'static str {
+        "acedata_distribution_levels"
+    }
+
+    fn account(&self) -> &str {
+        &self.account
+    }
+
+    fn collect(&mut self) -> BoxFuture<'_, Result<(), CollectError>> {
+        async move {
+            let levels = self.client.levels().await?.items;
+            self.update(&levels);
+            Ok(())
+        }
+        .boxed()
+    }
+
+    fn clear(&mut self) {
+        self.metrics.level_threshold.clear(&self.account);
+        self.metrics.level_commission_ratio.clear(&self.account);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    fn level(n: i64, threshold: &str) -> Level {
+        Level {
+            level: n,
+            threshold: Decimal::from_str(threshold).unwrap(),
+            percentage: 0.1,
+        }
+    }
+
+    #[test]
+    fn remaining_is_next_threshold_minus_spend_and_absent_at_top() {
+        let levels = [level(3, "5000"), level(1, "0"), level(2, "1000")];
+        let mut s = Status {
+            level: level(1, "0"),
+            price: Decimal::from_str("500.0").unwrap(),
+            reward: Decimal::from_str("50").unwrap(),
+        };
+        assert_eq!(
+            next_level_spend_remaining(&s, &levels),
+            Some(Decimal::from_str("500").unwrap())
+        );
+        s.level = level(2, "1000");
+        s.price = Decimal::from_str("1234.56").unwrap();
+        assert_eq!(
+            next_level_spend_remaining(&s, &levels),
+            Some(Decimal::from_str("3765.44").unwrap())
+        );
+        s.level = level(3, "5000");
+        assert_eq!(next_level_spend_remaining(&s, &levels), None);
+    }
+}

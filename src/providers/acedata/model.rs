@@ -1,0 +1,388 @@
+//! Ace Data Cloud wire types and pure parsers (seeds 000 and 002).
+//!
+//! Money is kept as `Decimal` built from the number's shortest decimal text, so that
+//! sums are exact to the cent; it becomes `f64` only when written to a gauge.
+
+use std::str::FromStr;
+
+use rust_decimal::Decimal;
+use serde::de::{DeserializeOwned, Error as _};
+use serde::{Deserialize, Deserializer};
+
+use crate::collector::CollectError;
+
+/// `POST /api/v1/balances/initialize/`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Balance {
+    /// The `credits` string parsed as a decimal.
+    #[serde(deserialize_with = "decimal_from_string")]
+    pub credits: Decimal,
+    #[serde(default)]
+    pub packages: Vec<Package>,
+    #[serde(default, deserialize_with = "optional_timestamp")]
+    pub updated_at: Option<f64>,
+}
+
+/// One package of the balance.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Package {
+    pub id: String,
+    pub name: String,
+    pub amount: f64,
+    #[serde(deserialize_with = "decimal_from_string_or_number")]
+    pub price: Decimal,
+}
+
+/// The level object inside a distribution status.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Level {
+    pub level: i64,
+    #[serde(deserialize_with = "decimal_from_number")]
+    pub threshold: Decimal,
+    pub percentage: f64,
+}
+
+/// One distribution status (`results[0]` of `GET /api/v1/distribution-statuses/`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Status {
+    pub level: Level,
+    /// Total spent by invited users.
+    #[serde(deserialize_with = "decimal_from_number")]
+    pub price: Decimal,
+    /// Total commission earned.
+    #[serde(deserialize_with = "decimal_from_number")]
+    pub reward: Decimal,
+}
+
+/// One commission record, reduced to what the aggregates need.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct HistoryRecord {
+    pub id: String,
+    #[serde(deserialize_with = "decimal_from_number")]
+    pub reward: Decimal,
+    pub invalid: bool,
+    #[serde(default)]
+    pub order: Option<Order>,
+    #[serde(default, deserialize_with = "optional_timestamp")]
+    pub created_at: Option<f64>,
+}
+
+/// The order a commission came from.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Order {
+    #[serde(deserialize_with = "decimal_from_number")]
+    pub price: Decimal,
+}
+
+impl HistoryRecord {
+    /// The order amount, zero when the record carries no order.
+    pub fn order_amount(&self) -> Decimal {
+        self.order.as_ref().map(|o| o.price).unwrap_or_default()
+    }
+}
+
+/// A list answer: `{count, results}` as documented, or `{count, items}` as the
+/// vendor's own clients read it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListPage<T> {
+    pub count: Option<u64>,
+    pub items: Vec<T>,
+}
+
+#[derive(Deserialize)]
+struct RawList<T> {
+    #[serde(default)]
+    count: Option<u64>,
+    #[serde(default = "Option::default")]
+    results: Option<Vec<T>>,
+    #[serde(default = "Option::default")]
+    items: Option<Vec<T>>,
+}
+
+/// Parse the balance answer.
+pub fn parse_balance(body: &[u8]) -> Result<Balance, CollectError> {
+    parse_json(body, "balance")
+}
+
+/// Parse a list answer of any item type.
+pub fn parse_list<T: DeserializeOwned>(body: &[u8], what: &str) -> Result<ListPage<T>, CollectError> {
+    let raw: RawList<T> = parse_json(body, what)?;
+    let items = match (raw.results, raw.items) {
+        (Some(r), _) => r,
+        (None, Some(i)) => i,
+        (None, None) => {
+            return Err(CollectError::Decode(format!(
+                "{what}: neither `results` nor `items` in the answer"
+            )))
+        }
+    };
+    Ok(ListPage {
+        count: raw.count,
+        items,
+    })
+}
+
+/// Parse a distribution-statuses answer.
+pub fn parse_statuses(body: &[u8]) -> Result<ListPage<Status>, CollectError> {
+    parse_list(body, "distribution statuses")
+}
+
+/// Parse a distribution-levels answer.
+pub fn parse_levels(body: &[u8]) -> Result<ListPage<Level>, CollectError> {
+    parse_list(body, "distribution levels")
+}
+
+/// Parse one distribution-histories page; `count` is required here because the
+/// sync needs it.
+pub fn parse_history_page(body: &[u8]) -> Result<(u64, Vec<HistoryRecord>), CollectError> {
+    let page: ListPage<HistoryRecord> = parse_list(body, "distribution histories")?;
+    let count = page
+        .count
+        .ok_or_else(|| CollectError::decode("distribution histories: `count` is missing"))?;
+    Ok((count, page.items))
+}
+
+fn parse_json<T: DeserializeOwned>(body: &[u8], what: &str) -> Result<T, CollectError> {
+    serde_json::from_slice(body).map_err(|e| CollectError::Decode(format!("{what}: {e}")))
+}
+
+fn decimal_text(s: &str) -> Result<Decimal, String> {
+    let t = s.trim();
+    Decimal::from_str(t)
+        .or_else(|_| Decimal::from_scientific(t))
+        .map_err(|_| format!("`{s}` is not a decimal number"))
+}
+
+/// A JSON string holding a decimal (`"100.00"`).
+fn decimal_from_string<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
+    let s = String::deserialize(d)?;
+    decimal_text(&s).map_err(D::Error::custom)
+}
+
+/// A JSON number, kept exact as the decimal it was written as.
+fn decimal_from_number<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
+    let f = f64::deserialize(d)?;
+    decimal_from_f64(f).map_err(D::Error::custom)
+}
+
+/// A decimal written either as a string or as a number.
+fn decimal_from_string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Either {
+        S(String),
+        N(f64),
+    }
+    match Either::deserialize(d).map_err(|_| D::Error::custom("expected a decimal string or number"))? {
+        Either::S(s) => decimal_text(&s).map_err(D::Error::custom),
+        Either::N(f) => decimal_from_f64(f).map_err(D::Error::custom),
+    }
+}
+
+/// `f64`'s `Display` is the shortest text that reads back as the same number, i.e.
+/// the decimal the JSON most likely said.
+pub fn decimal_from_f64(f: f64) -> Result<Decimal, String> {
+    if !f.is_finite() {
+        return Err(format!("{f} is not a finite number"));
+    }
+    decimal_text(&f.to_string())
+}
+
+fn optional_timestamp<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    let Some(s) = Option::<String>::deserialize(d)? else {
+        return Ok(None);
+    };
+    parse_timestamp(&s).map(Some).map_err(D::Error::custom)
+}
+
+/// RFC 3339 text to Unix seconds.
+pub fn parse_timestamp(s: &str) -> Result<f64, String> {
+    let t = time::OffsetDateTime::parse(s.trim(), &time::format_description::well_known::Rfc3339)
+        .map_err(|e| format!("`{s}` is not an RFC 3339 time ({e})"))?;
+    Ok(t.unix_timestamp_nanos() as f64 / 1e9)
+}
+
+/// A decimal as a gauge value.
+pub fn to_f64(d: Decimal) -> f64 {
+    use rust_decimal::prelude::ToPrimitive;
+    d.to_f64().unwrap_or(f64::NAN)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rust_decimal::prelude::FromPrimitive;
+
+    /// The answer of seed 000, verbatim.
+    const SEED_BALANCE: &str = r#"{
+"id": "a1b2c3d4-e5f6-7890-abcd-ef1234567890",
+"user_id": "user-uuid",
+"credits": "100.00",
+"packages": [
+{
+"id": "pkg-uuid",
+"name": "Basic Package",
+"amount": 100,
+"price": "9.90"
+}
+],
+"created_at": "2024-01-15T10:30:00Z",
+"updated_at": "2024-01-15T10:30:00Z"
+}"#;
+
+    const SEED_STATUS: &str = r#"{
+"count": 1,
+"results": [
+{
+"id": "status-uuid",
+"user_id": "b87f67c1-b04f-4332-99a1-7a5e651331c6",
+"level": {
+"id": "level-uuid",
+"level": 1,
+"threshold": 0,
+"percentage": 0.1
+},
+"price": 500.0,
+"reward": 50.0,
+"tags": null,
+"metadata": null,
+"created_at": "2024-01-01T00:00:00.000000Z",
+"updated_at": "2024-08-01T00:00:00.000000Z"
+}
+]
+}"#;
+
+    const SEED_LEVELS: &str = r#"{
+"count": 3,
+"results": [
+{"id": "level-1-uuid","level": 1,"threshold": 0,"percentage": 0.1,"tags": null,"metadata": null},
+{"id": "level-2-uuid","level": 2,"threshold": 1000,"percentage": 0.15,"tags": null,"metadata": null},
+{"id": "level-3-uuid","level": 3,"threshold": 5000,"percentage": 0.2,"tags": null,"metadata": null}
+]
+}"#;
+
+    const SEED_HISTORY: &str = r#"{
+"count": 20,
+"results": [
+{
+"id": "history-uuid",
+"user_id": "b87f67c1-b04f-4332-99a1-7a5e651331c6",
+"inviter_id": "b87f67c1-b04f-4332-99a1-7a5e651331c6",
+"invitee_id": "new-user-uuid",
+"order_id": "order-uuid",
+"percentage": 0.1,
+"reward": 5.0,
+"invalid": false,
+"order": {
+"id": "order-uuid",
+"price": 50.0,
+"state": "Finished"
+},
+"invitee": {
+"id": "new-user-uuid",
+"nickname": "New User"
+},
+"tags": null,
+"metadata": null,
+"created_at": "2024-08-01T10:00:00.000000Z"
+}
+]
+}"#;
+
+    fn dec(s: &str) -> Decimal {
+        Decimal::from_str(s).unwrap()
+    }
+
+    #[test]
+    fn seed_balance_parses() {
+        let b = parse_balance(SEED_BALANCE.as_bytes()).unwrap();
+        assert_eq!(b.credits, dec("100.00"));
+        assert_eq!(b.packages.len(), 1);
+        assert_eq!(b.packages[0].id, "pkg-uuid");
+        assert_eq!(b.packages[0].name, "Basic Package");
+        assert_eq!(b.packages[0].amount, 100.0);
+        assert_eq!(b.packages[0].price, dec("9.90"));
+        assert_eq!(b.updated_at, Some(1705314600.0));
+    }
+
+    #[test]
+    fn unparseable_credits_are_a_decode_error_never_zero() {
+        for credits in [r#""abc""#, r#""""#, "null", "{}", "[]"] {
+            let body = SEED_BALANCE.replace(r#""100.00""#, credits);
+            let e = parse_balance(body.as_bytes()).unwrap_err();
+            assert_eq!(e.reason(), "decode", "{credits}: {e}");
+        }
+    }
+
+    #[test]
+    fn seed_status_parses() {
+        let p = parse_statuses(SEED_STATUS.as_bytes()).unwrap();
+        assert_eq!(p.count, Some(1));
+        let s = &p.items[0];
+        assert_eq!(s.level.level, 1);
+        assert_eq!(s.level.percentage, 0.1);
+        assert_eq!(s.price, dec("500"));
+        assert_eq!(s.reward, dec("50"));
+    }
+
+    #[test]
+    fn seed_levels_parse_from_results_and_items() {
+        let p = parse_levels(SEED_LEVELS.as_bytes()).unwrap();
+        assert_eq!(p.items.len(), 3);
+        assert_eq!(p.items[2].threshold, dec("5000"));
+        assert_eq!(p.items[1].percentage, 0.15);
+        let items = SEED_LEVELS.replace(r#""results""#, r#""items""#);
+        assert_eq!(parse_levels(items.as_bytes()).unwrap(), p);
+        let neither = SEED_LEVELS.replace(r#""results""#, r#""data""#);
+        assert_eq!(parse_levels(neither.as_bytes()).unwrap_err().reason(), "decode");
+    }
+
+    #[test]
+    fn seed_history_parses() {
+        let (count, records) = parse_history_page(SEED_HISTORY.as_bytes()).unwrap();
+        assert_eq!(count, 20);
+        assert_eq!(records[0].id, "history-uuid");
+        assert_eq!(records[0].reward, dec("5"));
+        assert!(!records[0].invalid);
+        assert_eq!(records[0].order_amount(), dec("50"));
+        assert_eq!(records[0].created_at, Some(1722506400.0));
+    }
+
+    #[test]
+    fn wrongly_typed_fields_are_decode_errors() {
+        let cases = [
+            SEED_HISTORY.replace(r#""reward": 5.0"#, r#""reward": "5.0x""#),
+            SEED_HISTORY.replace(r#""invalid": false"#, r#""invalid": "no""#),
+            SEED_HISTORY.replace(r#""count": 20"#, r#""count": "twenty""#),
+            SEED_STATUS.replace(r#""price": 500.0"#, r#""price": null"#),
+            SEED_LEVELS.replace(r#""level": 2"#, r#""level": "two""#),
+            "<html>bad gateway</html>".to_string(),
+            String::new(),
+            "{\"count\": 1, \"results\": [".to_string(),
+        ];
+        for body in cases {
+            let e = parse_history_page(body.as_bytes())
+                .err()
+                .or_else(|| parse_statuses(body.as_bytes()).err())
+                .or_else(|| parse_levels(body.as_bytes()).err());
+            if body.contains("history-uuid") {
+                assert!(parse_history_page(body.as_bytes()).is_err(), "{body}");
+            }
+            assert_eq!(e.expect("some parser must reject").reason(), "decode");
+        }
+        assert!(parse_statuses(SEED_STATUS.replace("500.0", "null").as_bytes()).is_err());
+        assert!(parse_levels(SEED_LEVELS.replace(r#""level": 2"#, r#""level": "two""#).as_bytes()).is_err());
+    }
+
+    #[test]
+    fn sums_of_cents_are_exact() {
+        let tenth = decimal_from_f64(0.1).unwrap();
+        let mut sum = Decimal::ZERO;
+        for _ in 0..10 {
+            sum += tenth;
+        }
+        assert_eq!(sum, Decimal::ONE);
+        assert_eq!(decimal_from_f64(12.35).unwrap(), dec("12.35"));
+        assert_eq!(Decimal::from_f64(0.3), Some(dec("0.3")));
+    }
+}

@@ -1,0 +1,87 @@
+//! The one place that turns configuration into collectors. A new provider is a new
+//! module here plus a line in each function below and a section in `Config`.
+
+pub mod acedata;
+pub mod yeastar;
+
+use std::sync::Arc;
+
+use prometheus::Registry;
+
+use crate::collector::Collector;
+use crate::config::{Config, Timing};
+use crate::upstream::Upstream;
+
+/// Every provider's metric families, registered once per process.
+pub struct ProviderMetrics {
+    acedata: Arc<acedata::metrics::AcedataMetrics>,
+    yeastar: Arc<yeastar::YeastarMetrics>,
+}
+
+impl ProviderMetrics {
+    /// Register every provider's families into `registry`.
+    pub fn register(registry: &Registry) -> Self {
+        ProviderMetrics {
+            acedata: Arc::new(acedata::metrics::AcedataMetrics::new(registry)),
+            yeastar: Arc::new(yeastar::YeastarMetrics::new(registry)),
+        }
+    }
+}
+
+/// A collector with the cadence of its account.
+pub struct Scheduled {
+    pub collector: Box<dyn Collector>,
+    pub timing: Timing,
+}
+
+/// An account's low-balance threshold, for `balance_exporter_low_balance_threshold`.
+pub struct Threshold {
+    pub provider: &'static str,
+    pub account: String,
+    pub value: f64,
+}
+
+/// Every collector of every configured account.
+pub fn collectors(config: &Config, metrics: &ProviderMetrics, upstream: &Upstream) -> Vec<Scheduled> {
+    let mut out = Vec::new();
+    for a in &config.acedata {
+        out.extend(
+            acedata::collectors(a, &metrics.acedata, upstream)
+                .into_iter()
+                .map(|collector| Scheduled {
+                    collector,
+                    timing: a.timing,
+                }),
+        );
+    }
+    for a in &config.yeastar {
+        out.extend(
+            yeastar::collectors(a, &metrics.yeastar, upstream)
+                .into_iter()
+                .map(|collector| Scheduled {
+                    collector,
+                    timing: a.timing,
+                }),
+        );
+    }
+    out
+}
+
+/// Every configured low-balance threshold.
+pub fn thresholds(config: &Config) -> Vec<Threshold> {
+    let acedata = config.acedata.iter().filter_map(|a| {
+        a.low_balance_threshold.map(|value| Threshold {
+            provider: "acedata",
+            account: a.name.clone(),
+            value,
+        })
+    });
+    let yeastar = config.yeastar.iter().filter_map(|a| {
+        a.low_balance_threshold.map(|value| Threshold {
+            provider: "yeastar",
+            account: a.name.clone(),
+            value,
+        })
+    });
+    acedata.chain(yeastar).collect()
+}

@@ -1,0 +1,181 @@
+//! One task per (account, collector): first run at start-up after a small jitter,
+//! then every `interval`. Records the self-metrics, keeps the last good values after
+//! a failure, and removes them once `max_staleness` has passed since the last success.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rand::Rng;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::collector::Collector;
+use crate::config::Timing;
+use crate::metrics::{Exposition, SelfMetrics};
+use crate::providers::Scheduled;
+
+/// Counts collectors that have not finished their first attempt yet.
+#[derive(Debug, Default)]
+pub struct Readiness {
+    pending: AtomicUsize,
+}
+
+impl Readiness {
+    /// Whether every collector has finished its first attempt.
+    pub fn is_ready(&self) -> bool {
+        self.pending.load(Ordering::Acquire) == 0
+    }
+
+    fn add(&self, n: usize) {
+        self.pending.fetch_add(n, Ordering::AcqRel);
+    }
+
+    fn done(&self) {
+        self.pending.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The running collector tasks.
+pub struct Scheduler {
+    cancel: CancellationToken,
+    tasks: Vec<JoinHandle<Box<dyn Collector>>>,
+    keys: HashSet<(String, String)>,
+}
+
+/// What every task shares.
+#[derive(Clone)]
+pub struct Shared {
+    pub self_metrics: SelfMetrics,
+    pub exposition: Arc<Exposition>,
+    pub readiness: Arc<Readiness>,
+}
+
+/// Longest start-up jitter.
+const MAX_JITTER: Duration = Duration::from_secs(2);
+
+impl Scheduler {
+    /// Start a task for each collector.
+    pub fn start(collectors: Vec<Scheduled>, shared: &Shared) -> Scheduler {
+        let cancel = CancellationToken::new();
+        shared.readiness.add(collectors.len());
+        let keys = collectors
+            .iter()
+            .map(|s| (s.collector.name().to_string(), s.collector.account().to_string()))
+            .collect();
+        let tasks = collectors
+            .into_iter()
+            .map(|s| {
+                shared
+                    .self_metrics
+                    .init_collector(s.collector.name(), s.collector.account());
+                tokio::spawn(run(s.collector, s.timing, shared.clone(), cancel.clone()))
+            })
+            .collect();
+        Scheduler {
+            cancel,
+            tasks,
+            keys,
+        }
+    }
+
+    /// `(collector, account)` of every task.
+    pub fn keys(&self) -> HashSet<(String, String)> {
+        self.keys.clone()
+    }
+
+    /// Stop every task (in-flight requests are dropped) and hand back the collectors.
+    pub async fn stop(self) -> Vec<Box<dyn Collector>> {
+        self.cancel.cancel();
+        let mut out = Vec::with_capacity(self.tasks.len());
+        for t in self.tasks {
+            match t.await {
+                Ok(c) => out.push(c),
+                Err(e) => tracing::error!(error = %e, "collector task ended abnormally"),
+            }
+        }
+        out
+    }
+}
+
+fn jitter(interval: Duration) -> Duration {
+    let max = (interval / 10).min(MAX_JITTER);
+    if max.is_zero() {
+        return Duration::ZERO;
+    }
+    rand::rng().random_range(Duration::ZERO..max)
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+async fn run(
+    mut collector: Box<dyn Collector>,
+    timing: Timing,
+    shared: Shared,
+    cancel: CancellationToken,
+) -> Box<dyn Collector> {
+    let name = collector.name();
+    let account = collector.account().to_string();
+    let labels = [name, account.as_str()];
+    let m = &shared.self_metrics;
+    let mut next = Instant::now() + jitter(timing.interval);
+    let mut last_success: Option<Instant> = None;
+    let mut first = true;
+    let mut exported = false;
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = tokio::time::sleep_until(next) => {}
+        }
+        let started = Instant::now();
+        let result = tokio::select! {
+            _ = cancel.cancelled() => break,
+            r = collector.collect() => r,
+        };
+        let elapsed = started.elapsed();
+        m.duration.with_label_values(&labels).set(elapsed.as_secs_f64());
+        next = started + timing.interval;
+        match result {
+            Ok(()) => {
+                m.success.with_label_values(&labels).set(1.0);
+                m.last_success.with_label_values(&labels).set(unix_now());
+                last_success = Some(Instant::now());
+                exported = true;
+                tracing::debug!(collector = name, account = %account, duration_seconds = elapsed.as_secs_f64(), "collection succeeded");
+            }
+            Err(e) => {
+                m.success.with_label_values(&labels).set(0.0);
+                m.errors
+                    .with_label_values(&[name, account.as_str(), e.reason()])
+                    .inc();
+                tracing::warn!(collector = name, account = %account, reason = e.reason(), error = %e, "collection failed");
+                if let Some(wait) = e.retry_after() {
+                    next = next.max(Instant::now() + wait);
+                }
+                let stale = last_success.is_some_and(|t| t.elapsed() >= timing.max_staleness);
+                if exported && stale {
+                    tracing::warn!(collector = name, account = %account, max_staleness = %humantime::format_duration(timing.max_staleness), "no success within max_staleness; removing the collector's series");
+                    collector.clear();
+                    exported = false;
+                }
+            }
+        }
+        shared.exposition.mark_dirty();
+        if first {
+            first = false;
+            shared.readiness.done();
+        }
+    }
+    if first {
+        // Cancelled before the first attempt finished: do not hold readiness back.
+        shared.readiness.done();
+    }
+    collector
+}
