@@ -177,7 +177,11 @@ impl Running {
         }
         let collectors = providers::collectors(&config, providers, &upstream);
         let accounts = config.acedata.len() + config.yeastar.len();
-        tracing::info!(accounts, collectors = collectors.len(), "starting collectors");
+        tracing::info!(
+            accounts,
+            collectors = collectors.len(),
+            "starting collectors"
+        );
         shared.exposition.mark_dirty();
         Running {
             scheduler: Scheduler::start(collectors, shared),
@@ -186,7 +190,12 @@ impl Running {
 
     /// Stop the old collectors, start the new ones, and remove the series of
     /// collectors that no longer exist.
-    async fn replace(self, config: Config, providers: &ProviderMetrics, shared: &Shared) -> Running {
+    async fn replace(
+        self,
+        config: Config,
+        providers: &ProviderMetrics,
+        shared: &Shared,
+    ) -> Running {
         let old = self.scheduler.stop().await;
         let next = Running::start(config, providers, shared);
         let kept: HashSet<(String, String)> = next.keys();

@@ -12,15 +12,27 @@ use crate::telemetry::{LogFormat, LogLevel};
 #[command(name = "balance-exporter", version = crate::VERSION_LINE, about, long_about = None)]
 pub struct Cli {
     /// Path to the YAML configuration file.
-    #[arg(long = "config.file", value_name = "PATH", default_value = "balance-exporter.yaml")]
+    #[arg(
+        long = "config.file",
+        value_name = "PATH",
+        default_value = "balance-exporter.yaml"
+    )]
     pub config_file: PathBuf,
 
     /// Address to listen on for the web interface and telemetry.
-    #[arg(long = "web.listen-address", value_name = "ADDR", default_value = ":9977")]
+    #[arg(
+        long = "web.listen-address",
+        value_name = "ADDR",
+        default_value = ":9977"
+    )]
     pub listen_address: String,
 
     /// Path under which to expose metrics.
-    #[arg(long = "web.telemetry-path", value_name = "PATH", default_value = "/metrics")]
+    #[arg(
+        long = "web.telemetry-path",
+        value_name = "PATH",
+        default_value = "/metrics"
+    )]
     pub telemetry_path: String,
 
     /// Path to a web configuration file (TLS and basic auth, exporter-toolkit format).

@@ -260,7 +260,10 @@ impl<'p> Fields<'p> {
             }
             Ok(d) => Some(d),
             Err(e) => {
-                self.problem(key, format!("`{s}` is not a duration ({e}); use e.g. 30s, 5m, 1h"));
+                self.problem(
+                    key,
+                    format!("`{s}` is not a duration ({e}); use e.g. 30s, 5m, 1h"),
+                );
                 None
             }
         }
@@ -292,7 +295,9 @@ impl<'p> Fields<'p> {
         let t = Timing {
             interval: self.duration("interval").unwrap_or(defaults.interval),
             timeout: self.duration("timeout").unwrap_or(defaults.timeout),
-            max_staleness: self.duration("max_staleness").unwrap_or(defaults.max_staleness),
+            max_staleness: self
+                .duration("max_staleness")
+                .unwrap_or(defaults.max_staleness),
         };
         if t.timeout > t.interval {
             self.problem(
@@ -328,7 +333,10 @@ impl<'p> Fields<'p> {
             .collect();
         if given.len() > 1 {
             let list = given.join(", ");
-            self.problem(base, format!("give exactly one of {base}, {file_key}, {env_key} (found {list})"));
+            self.problem(
+                base,
+                format!("give exactly one of {base}, {file_key}, {env_key} (found {list})"),
+            );
             for k in [base, file_key.as_str(), env_key.as_str()] {
                 self.map.remove(k);
             }
@@ -339,7 +347,10 @@ impl<'p> Fields<'p> {
                 self.map.remove(k);
             }
             if required {
-                self.problem(base, format!("is required (as {base}, {file_key} or {env_key})"));
+                self.problem(
+                    base,
+                    format!("is required (as {base}, {file_key} or {env_key})"),
+                );
             }
             return None;
         }
@@ -367,8 +378,10 @@ impl<'p> Fields<'p> {
             Value::Object(map) => Some(Fields::new(path, map, self.problems)),
             Value::Null => None,
             other => {
-                self.problems
-                    .push(format!("{path}: must be a mapping (found {})", kind(&other)));
+                self.problems.push(format!(
+                    "{path}: must be a mapping (found {})",
+                    kind(&other)
+                ));
                 None
             }
         }
@@ -389,8 +402,10 @@ impl<'p> Fields<'p> {
             Value::Array(items) => items,
             Value::Null => return Vec::new(),
             other => {
-                self.problems
-                    .push(format!("{path}: must be a list of accounts (found {})", kind(&other)));
+                self.problems.push(format!(
+                    "{path}: must be a list of accounts (found {})",
+                    kind(&other)
+                ));
                 return Vec::new();
             }
         };
@@ -399,8 +414,10 @@ impl<'p> Fields<'p> {
         for (i, item) in items.into_iter().enumerate() {
             let item_path = format!("{path}[{i}]");
             let Value::Object(map) = item else {
-                self.problems
-                    .push(format!("{item_path}: must be a mapping (found {})", kind(&item)));
+                self.problems.push(format!(
+                    "{item_path}: must be a mapping (found {})",
+                    kind(&item)
+                ));
                 continue;
             };
             if let Some(name) = map.get("name").and_then(Value::as_str) {
@@ -634,7 +651,8 @@ surprise: 1
         assert_eq!(s.get().unwrap().expose_secret(), "first");
         std::fs::write(&path, "second").unwrap();
         let f = std::fs::File::options().write(true).open(&path).unwrap();
-        f.set_modified(SystemTime::now() + Duration::from_secs(5)).unwrap();
+        f.set_modified(SystemTime::now() + Duration::from_secs(5))
+            .unwrap();
         assert_eq!(s.get().unwrap().expose_secret(), "second");
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -7,10 +7,12 @@ pub mod app;
 pub mod cli;
 pub mod collector;
 pub mod config;
+pub mod demo;
 pub mod metrics;
 pub mod providers;
 pub mod scheduler;
 pub mod server;
+pub mod simulator;
 pub mod telemetry;
 pub mod upstream;
 

@@ -77,7 +77,10 @@ async fn run(cli: Cli) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    tracing::info!(version = balance_exporter::VERSION_LINE, "balance-exporter started");
+    tracing::info!(
+        version = balance_exporter::VERSION_LINE,
+        "balance-exporter started"
+    );
     app.run_until_stopped(shutdown_signal()).await;
     tracing::info!("stopped");
     ExitCode::SUCCESS

@@ -11,7 +11,8 @@ use prometheus::core::Collector as _;
 use prometheus::{Encoder, GaugeVec, IntCounterVec, Opts, Registry, TextEncoder};
 
 /// Appended to the HELP text of every metric filled from upstream.
-pub const CACHED_HELP_SUFFIX: &str = " (cached: refreshed on the poll interval, not at scrape time)";
+pub const CACHED_HELP_SUFFIX: &str =
+    " (cached: refreshed on the poll interval, not at scrape time)";
 
 /// A gauge family whose first label is `account`, remembering which label sets each
 /// account has written so that vanished ones can be removed.
@@ -26,8 +27,11 @@ impl GaugeFamily {
     pub fn new(registry: &Registry, name: &str, help: &str, extra_labels: &[&str]) -> Self {
         let mut labels = vec!["account"];
         labels.extend_from_slice(extra_labels);
-        let vec = GaugeVec::new(Opts::new(name, format!("{help}{CACHED_HELP_SUFFIX}")), &labels)
-            .expect("metric definitions are static and valid");
+        let vec = GaugeVec::new(
+            Opts::new(name, format!("{help}{CACHED_HELP_SUFFIX}")),
+            &labels,
+        )
+        .expect("metric definitions are static and valid");
         registry
             .register(Box::new(vec.clone()))
             .expect("each metric family is registered once");
@@ -97,7 +101,9 @@ impl SelfMetrics {
     pub fn new(registry: &Registry) -> Self {
         let gauge = |name: &str, help: &str, labels: &[&str]| {
             let g = GaugeVec::new(Opts::new(name, help), labels).expect("static metric");
-            registry.register(Box::new(g.clone())).expect("registered once");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("registered once");
             g
         };
         let cl = &["collector", "account"];
@@ -168,7 +174,9 @@ impl SelfMetrics {
         let _ = self.last_success.remove_label_values(&labels);
         let _ = self.duration.remove_label_values(&labels);
         for reason in crate::collector::CollectError::REASONS {
-            let _ = self.errors.remove_label_values(&[collector, account, reason]);
+            let _ = self
+                .errors
+                .remove_label_values(&[collector, account, reason]);
         }
     }
 }
@@ -237,8 +245,7 @@ impl Exposition {
         out.extend_from_slice(&main);
         out.extend_from_slice(&process);
         let out = Bytes::from(out);
-        *self.combined.write().unwrap_or_else(|e| e.into_inner()) =
-            (main, process, out.clone());
+        *self.combined.write().unwrap_or_else(|e| e.into_inner()) = (main, process, out.clone());
         out
     }
 

@@ -63,7 +63,12 @@ impl Scheduler {
         shared.readiness.add(collectors.len());
         let keys = collectors
             .iter()
-            .map(|s| (s.collector.name().to_string(), s.collector.account().to_string()))
+            .map(|s| {
+                (
+                    s.collector.name().to_string(),
+                    s.collector.account().to_string(),
+                )
+            })
             .collect();
         let tasks = collectors
             .into_iter()
@@ -140,7 +145,9 @@ async fn run(
             r = collector.collect() => r,
         };
         let elapsed = started.elapsed();
-        m.duration.with_label_values(&labels).set(elapsed.as_secs_f64());
+        m.duration
+            .with_label_values(&labels)
+            .set(elapsed.as_secs_f64());
         next = started + timing.interval;
         match result {
             Ok(()) => {

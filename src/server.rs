@@ -44,7 +44,11 @@ const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Serve on `listener` until `shutdown` resolves, then stop accepting and let
 /// in-flight responses finish (up to [`DRAIN_TIMEOUT`]).
-pub async fn serve(listener: TcpListener, state: Arc<ServerState>, shutdown: impl Future<Output = ()>) {
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<ServerState>,
+    shutdown: impl Future<Output = ()>,
+) {
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let landing = Bytes::from(landing_page(&state.telemetry_path));
@@ -122,23 +126,36 @@ fn response(status: StatusCode, content_type: &'static str, body: Bytes) -> Resp
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    response(status, "text/plain; charset=utf-8", Bytes::from_static(body.as_bytes()))
+    response(
+        status,
+        "text/plain; charset=utf-8",
+        Bytes::from_static(body.as_bytes()),
+    )
 }
 
 fn method_not_allowed(allow: &'static str) -> Response<Full<Bytes>> {
     let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n");
-    r.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
+    r.headers_mut()
+        .insert(ALLOW, HeaderValue::from_static(allow));
     r
 }
 
-async fn route(req: Request<Incoming>, state: &ServerState, landing: Bytes) -> Response<Full<Bytes>> {
+async fn route(
+    req: Request<Incoming>,
+    state: &ServerState,
+    landing: Bytes,
+) -> Response<Full<Bytes>> {
     let path = req.uri().path();
     let get = matches!(*req.method(), Method::GET | Method::HEAD);
     if path == state.telemetry_path {
         if !get {
             return method_not_allowed("GET, HEAD");
         }
-        return response(StatusCode::OK, METRICS_CONTENT_TYPE, state.exposition.render());
+        return response(
+            StatusCode::OK,
+            METRICS_CONTENT_TYPE,
+            state.exposition.render(),
+        );
     }
     match path {
         "/" if get => response(StatusCode::OK, "text/html; charset=utf-8", landing),
@@ -147,7 +164,10 @@ async fn route(req: Request<Incoming>, state: &ServerState, landing: Bytes) -> R
             if state.readiness.is_ready() {
                 text(StatusCode::OK, "Ready\n")
             } else {
-                text(StatusCode::SERVICE_UNAVAILABLE, "Not ready: first collection still running\n")
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "Not ready: first collection still running\n",
+                )
             }
         }
         "/-/reload" if req.method() == Method::POST => reload(state).await,
@@ -167,7 +187,9 @@ async fn reload(state: &ServerState) -> Response<Full<Bytes>> {
         Ok(Err(e)) => response(
             StatusCode::BAD_REQUEST,
             "text/plain; charset=utf-8",
-            Bytes::from(format!("configuration rejected; the previous one keeps running\n{e}\n")),
+            Bytes::from(format!(
+                "configuration rejected; the previous one keeps running\n{e}\n"
+            )),
         ),
         Err(_) => text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n"),
     }

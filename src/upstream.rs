@@ -198,12 +198,18 @@ mod tests {
 
     #[test]
     fn error_detail_prefers_vendor_fields() {
-        assert_eq!(error_detail(br#"{"detail":"Invalid token."}"#), "Invalid token.");
+        assert_eq!(
+            error_detail(br#"{"detail":"Invalid token."}"#),
+            "Invalid token."
+        );
         assert_eq!(
             error_detail(br#"{"error":{"code":"x","message":"slow down"}}"#),
             "slow down"
         );
-        assert_eq!(error_detail(b"<html>\n<b>Bad Gateway</b></html>"), "<html> <b>Bad Gateway</b></html>");
+        assert_eq!(
+            error_detail(b"<html>\n<b>Bad Gateway</b></html>"),
+            "<html> <b>Bad Gateway</b></html>"
+        );
         assert_eq!(error_detail(b""), "empty body");
     }
 

@@ -42,7 +42,11 @@ pub struct Threshold {
 }
 
 /// Every collector of every configured account.
-pub fn collectors(config: &Config, metrics: &ProviderMetrics, upstream: &Upstream) -> Vec<Scheduled> {
+pub fn collectors(
+    config: &Config,
+    metrics: &ProviderMetrics,
+    upstream: &Upstream,
+) -> Vec<Scheduled> {
     let mut out = Vec::new();
     for a in &config.acedata {
         out.extend(

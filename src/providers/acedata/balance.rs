@@ -60,7 +60,12 @@ impl Collector for BalanceCollector {
     fn clear(&mut self) {
         let m = &self.metrics;
         let a = self.account.as_str();
-        for f in [&m.credits, &m.package_amount, &m.package_price, &m.balance_updated] {
+        for f in [
+            &m.credits,
+            &m.package_amount,
+            &m.package_price,
+            &m.balance_updated,
+        ] {
             f.clear(a);
         }
     }

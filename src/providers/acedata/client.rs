@@ -55,10 +55,7 @@ impl AcedataClient {
             .client()
             .request(method, url)
             .header("accept", "application/json")
-            .header(
-                "authorization",
-                format!("Bearer {}", token.expose_secret()),
-            );
+            .header("authorization", format!("Bearer {}", token.expose_secret()));
         if !query.is_empty() {
             request = request.query(query);
         }
@@ -91,9 +88,13 @@ impl AcedataClient {
 
     /// `POST /api/v1/distribution-statuses/initialize/`. The answer is not needed.
     pub async fn initialize_status(&self) -> Result<(), CollectError> {
-        self.call(Method::POST, "/api/v1/distribution-statuses/initialize/", &[])
-            .await
-            .map(|_| ())
+        self.call(
+            Method::POST,
+            "/api/v1/distribution-statuses/initialize/",
+            &[],
+        )
+        .await
+        .map(|_| ())
     }
 
     /// `GET /api/v1/distribution-levels/`.
@@ -111,7 +112,10 @@ impl AcedataClient {
         limit: u64,
         offset: u64,
     ) -> Result<(u64, Vec<HistoryRecord>), CollectError> {
-        let q = self.list_query(vec![("limit", limit.to_string()), ("offset", offset.to_string())]);
+        let q = self.list_query(vec![
+            ("limit", limit.to_string()),
+            ("offset", offset.to_string()),
+        ]);
         let body = self
             .call(Method::GET, "/api/v1/distribution-histories/", &q)
             .await?;

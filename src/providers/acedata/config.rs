@@ -90,7 +90,9 @@ impl AccountConfig {
                 if page_size == 0 || page_size > 1000 {
                     h.problem("page_size", format!("{page_size} is outside 1..=1000"));
                 }
-                let full_sync_interval = h.duration("full_sync_interval").unwrap_or(d.full_sync_interval);
+                let full_sync_interval = h
+                    .duration("full_sync_interval")
+                    .unwrap_or(d.full_sync_interval);
                 h.finish();
                 HistorySettings {
                     page_size,

@@ -134,7 +134,11 @@ impl HistorySync {
     }
 
     /// Returns `Ok(false)` when a full pass is needed instead.
-    async fn incremental<S: PageSource>(&mut self, src: &mut S, m: &Marker) -> Result<bool, CollectError> {
+    async fn incremental<S: PageSource>(
+        &mut self,
+        src: &mut S,
+        m: &Marker,
+    ) -> Result<bool, CollectError> {
         let (count, first_page) = src.page(self.page_size, 0).await?;
         let Some(first) = first_page.first() else {
             return Ok(count == 0 && m.count == 0);
@@ -239,7 +243,9 @@ impl HistorySync {
             let (totals, marker, consistent) = self.full_pass(src).await?;
             if consistent || attempt >= FULL_PASS_ATTEMPTS {
                 if !consistent {
-                    tracing::warn!("commission history kept changing during a full pass; using the last pass");
+                    tracing::warn!(
+                        "commission history kept changing during a full pass; using the last pass"
+                    );
                 }
                 self.totals = totals;
                 self.marker = Some(marker);
@@ -251,7 +257,10 @@ impl HistorySync {
 
     /// One pass over every page: fresh totals, the marker, and whether `count` stayed
     /// the same throughout.
-    async fn full_pass<S: PageSource>(&self, src: &mut S) -> Result<(Totals, Marker, bool), CollectError> {
+    async fn full_pass<S: PageSource>(
+        &self,
+        src: &mut S,
+    ) -> Result<(Totals, Marker, bool), CollectError> {
         let mut totals = Totals::default();
         let (count, mut page) = src.page(self.page_size, 0).await?;
         let first_id = page.first().map(|r| r.id.clone()).unwrap_or_default();

@@ -10,8 +10,8 @@ pub mod model;
 
 use std::sync::Arc;
 
-pub use self::config::{AccountConfig, CollectorKind};
 use self::client::AcedataClient;
+pub use self::config::{AccountConfig, CollectorKind};
 use self::metrics::AcedataMetrics;
 use crate::collector::Collector;
 use crate::upstream::Upstream;

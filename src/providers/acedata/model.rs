@@ -105,7 +105,10 @@ pub fn parse_balance(body: &[u8]) -> Result<Balance, CollectError> {
 }
 
 /// Parse a list answer of any item type.
-pub fn parse_list<T: DeserializeOwned>(body: &[u8], what: &str) -> Result<ListPage<T>, CollectError> {
+pub fn parse_list<T: DeserializeOwned>(
+    body: &[u8],
+    what: &str,
+) -> Result<ListPage<T>, CollectError> {
     let raw: RawList<T> = parse_json(body, what)?;
     let items = match (raw.results, raw.items) {
         (Some(r), _) => r,
@@ -173,7 +176,9 @@ fn decimal_from_string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<Deci
         S(String),
         N(f64),
     }
-    match Either::deserialize(d).map_err(|_| D::Error::custom("expected a decimal string or number"))? {
+    match Either::deserialize(d)
+        .map_err(|_| D::Error::custom("expected a decimal string or number"))?
+    {
         Either::S(s) => decimal_text(&s).map_err(D::Error::custom),
         Either::N(f) => decimal_from_f64(f).map_err(D::Error::custom),
     }
@@ -334,7 +339,10 @@ mod tests {
         let items = SEED_LEVELS.replace(r#""results""#, r#""items""#);
         assert_eq!(parse_levels(items.as_bytes()).unwrap(), p);
         let neither = SEED_LEVELS.replace(r#""results""#, r#""data""#);
-        assert_eq!(parse_levels(neither.as_bytes()).unwrap_err().reason(), "decode");
+        assert_eq!(
+            parse_levels(neither.as_bytes()).unwrap_err().reason(),
+            "decode"
+        );
     }
 
     #[test]
@@ -371,7 +379,12 @@ mod tests {
             assert_eq!(e.expect("some parser must reject").reason(), "decode");
         }
         assert!(parse_statuses(SEED_STATUS.replace("500.0", "null").as_bytes()).is_err());
-        assert!(parse_levels(SEED_LEVELS.replace(r#""level": 2"#, r#""level": "two""#).as_bytes()).is_err());
+        assert!(parse_levels(
+            SEED_LEVELS
+                .replace(r#""level": 2"#, r#""level": "two""#)
+                .as_bytes()
+        )
+        .is_err());
     }
 
     #[test]

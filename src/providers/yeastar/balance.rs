@@ -63,7 +63,9 @@ impl Collector for BalanceCollector {
                 }
                 other => other?,
             };
-            self.metrics.balance.set(&self.account, info.account_balance);
+            self.metrics
+                .balance
+                .set(&self.account, info.account_balance);
             Ok(())
         }
         .boxed()

@@ -44,7 +44,11 @@ impl YeastarClient {
     }
 
     /// Exchange client credentials (`grant_type=pp_credentials`).
-    pub async fn exchange(&self, client_id: &str, client_secret: &SecretString) -> Result<TokenGrant, CollectError> {
+    pub async fn exchange(
+        &self,
+        client_id: &str,
+        client_secret: &SecretString,
+    ) -> Result<TokenGrant, CollectError> {
         self.token(&[
             ("client_id", client_id),
             ("client_secret", client_secret.expose_secret()),

@@ -12,7 +12,10 @@ pub const DEFAULT_USER_AGENT: &str = "OpenAPI";
 #[derive(Debug, Clone)]
 pub enum Auth {
     /// Exchanged and refreshed by the exporter (preferred).
-    ClientCredentials { client_id: String, client_secret: Secret },
+    ClientCredentials {
+        client_id: String,
+        client_secret: Secret,
+    },
     /// A token managed outside the exporter; a token file is re-read when it changes.
     StaticToken(Secret),
 }
@@ -34,9 +37,14 @@ impl AccountConfig {
     pub fn parse(f: &mut Fields<'_>, defaults: Timing) -> Option<Self> {
         let name = f.string("name", true);
         let base_url = f.url("base_url", DEFAULT_BASE_URL);
-        let has_client = ["client_id", "client_secret", "client_secret_file", "client_secret_env"]
-            .iter()
-            .any(|k| f.has(k));
+        let has_client = [
+            "client_id",
+            "client_secret",
+            "client_secret_file",
+            "client_secret_env",
+        ]
+        .iter()
+        .any(|k| f.has(k));
         let has_static = ["access_token", "access_token_file", "access_token_env"]
             .iter()
             .any(|k| f.has(k));
@@ -45,7 +53,9 @@ impl AccountConfig {
                 let path = f.path().to_string();
                 f.problem(
                     "access_token",
-                    format!("give either client credentials or an access token for {path}, not both"),
+                    format!(
+                        "give either client credentials or an access token for {path}, not both"
+                    ),
                 );
                 None
             }
@@ -66,7 +76,11 @@ impl AccountConfig {
                     }),
                     (id, _) => {
                         let path = f.path().to_string();
-                        let missing = if id.is_none() { "client_id" } else { "client_secret" };
+                        let missing = if id.is_none() {
+                            "client_id"
+                        } else {
+                            "client_secret"
+                        };
                         f.problem(missing, "is missing or invalid");
                         f.problem_at(&path, "give client_id with client_secret (or client_secret_file / client_secret_env)");
                         None
@@ -76,7 +90,15 @@ impl AccountConfig {
             (false, true) => f.secret("access_token", true).map(Auth::StaticToken),
         };
         // Always consume every auth key so none is reported as unknown twice.
-        for k in ["client_id", "client_secret", "client_secret_file", "client_secret_env", "access_token", "access_token_file", "access_token_env"] {
+        for k in [
+            "client_id",
+            "client_secret",
+            "client_secret_file",
+            "client_secret_env",
+            "access_token",
+            "access_token_file",
+            "access_token_env",
+        ] {
             let _ = f.take::<serde_json::Value>(k);
         }
         let user_agent = if f.has("user_agent") {

@@ -9,8 +9,8 @@ pub mod token;
 use std::sync::Arc;
 
 pub use self::balance::YeastarMetrics;
-pub use self::config::AccountConfig;
 use self::client::YeastarClient;
+pub use self::config::AccountConfig;
 use self::token::TokenManager;
 use crate::collector::Collector;
 use crate::upstream::Upstream;

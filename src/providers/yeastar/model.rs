@@ -64,8 +64,8 @@ fn seconds<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
 
 /// Parse an envelope; `code != "success"` is an `api_error` even on HTTP 200.
 fn parse_envelope<T: DeserializeOwned>(body: &[u8], what: &str) -> Result<T, CollectError> {
-    let env: Envelope<serde_json::Value> = serde_json::from_slice(body)
-        .map_err(|e| CollectError::Decode(format!("{what}: {e}")))?;
+    let env: Envelope<serde_json::Value> =
+        serde_json::from_slice(body).map_err(|e| CollectError::Decode(format!("{what}: {e}")))?;
     if env.code != "success" {
         return Err(CollectError::Api {
             code: env.code,
@@ -131,7 +131,11 @@ mod tests {
             r#"{"code":"success"}"#.to_string(),
             "not json".to_string(),
         ] {
-            assert_eq!(parse_balance(bad.as_bytes()).unwrap_err().reason(), "decode", "{bad}");
+            assert_eq!(
+                parse_balance(bad.as_bytes()).unwrap_err().reason(),
+                "decode",
+                "{bad}"
+            );
         }
     }
 
@@ -141,6 +145,9 @@ mod tests {
         let g = parse_token(body.as_bytes()).unwrap();
         assert_eq!(g.expires_in, 1800);
         let dbg = format!("{g:?}");
-        assert!(!dbg.contains("acc-tok") && !dbg.contains("ref-tok"), "{dbg}");
+        assert!(
+            !dbg.contains("acc-tok") && !dbg.contains("ref-tok"),
+            "{dbg}"
+        );
     }
 }

@@ -39,7 +39,10 @@ impl TokenManager {
 
     /// A token to send now: the current one, a refreshed one when it is due, or a
     /// fresh exchange when there is none or the refresh fails.
-    pub async fn access_token(&mut self, client: &YeastarClient) -> Result<SecretString, CollectError> {
+    pub async fn access_token(
+        &mut self,
+        client: &YeastarClient,
+    ) -> Result<SecretString, CollectError> {
         let (client_id, client_secret) = match &self.auth {
             Auth::StaticToken(secret) => {
                 return secret.get().map_err(|e| CollectError::Unauthorized {
@@ -69,10 +72,12 @@ impl TokenManager {
                 }
             }
         }
-        let secret = client_secret.get().map_err(|e| CollectError::Unauthorized {
-            status: 0,
-            detail: format!("no client secret: {e}"),
-        })?;
+        let secret = client_secret
+            .get()
+            .map_err(|e| CollectError::Unauthorized {
+                status: 0,
+                detail: format!("no client secret: {e}"),
+            })?;
         let grant = client.exchange(&client_id, &secret).await?;
         tracing::debug!("yeastar client credentials exchanged for an access token");
         Ok(self.store(grant))
