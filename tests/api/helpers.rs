@@ -1,0 +1,234 @@
+//! Spawning the exporter on port 0 against the simulator, and reading `/metrics`.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use balance_exporter::app::{Application, ConfigSource, Settings};
+use balance_exporter::config::Config;
+use balance_exporter::simulator::{SimOptions, Simulator};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub const ACE_TOKEN: &str = "test-acedata-token-7f3a";
+pub const YS_ID: &str = "test-yeastar-client";
+pub const YS_SECRET: &str = "test-yeastar-secret-91c2";
+
+/// A running exporter.
+pub struct TestApp {
+    pub address: String,
+    pub http: reqwest::Client,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl TestApp {
+    /// `GET path` on the exporter.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("exporter answers")
+    }
+
+    /// The `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        let r = self.get("/metrics").await;
+        assert_eq!(r.status(), 200);
+        r.text().await.unwrap()
+    }
+
+    /// Parsed samples of `/metrics`.
+    pub async fn samples(&self) -> Samples {
+        Samples::parse(&self.metrics().await)
+    }
+
+    /// Poll `/metrics` until `check` holds (or panic after `within`).
+    pub async fn wait_for(&self, within: Duration, what: &str, check: impl Fn(&Samples) -> bool) -> Samples {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let s = self.samples().await;
+            if check(&s) {
+                return s;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!("timed out waiting for: {what}\n{}", s.text);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Wait until `/-/ready` answers 200.
+    pub async fn wait_ready(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while self.get("/-/ready").await.status() != 200 {
+            assert!(tokio::time::Instant::now() < deadline, "never ready");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Stop the exporter and wait for it to finish.
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(15), t)
+                .await
+                .expect("exporter stops within 15 s")
+                .unwrap();
+        }
+    }
+}
+
+/// Build and run the exporter with `source`.
+pub async fn spawn_with(source: ConfigSource) -> TestApp {
+    let app = Application::build(Settings {
+        config: source,
+        listen_address: "127.0.0.1:0".into(),
+        telemetry_path: "/metrics".into(),
+    })
+    .await
+    .expect("app builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(app.run_until_stopped(async move {
+        let _ = rx.await;
+    }));
+    TestApp {
+        address,
+        http: reqwest::Client::new(),
+        stop: Some(tx),
+        task: Some(task),
+    }
+}
+
+/// Build and run the exporter with a YAML configuration.
+pub async fn spawn_yaml(yaml: &str) -> TestApp {
+    let config = Config::from_yaml(yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+    spawn_with(ConfigSource::Fixed(Box::new(config))).await
+}
+
+/// A simulator with the test account and client registered.
+pub async fn simulator(opts: SimOptions) -> Simulator {
+    let sim = Simulator::start(opts).await.unwrap();
+    sim.add_acedata_account(ACE_TOKEN);
+    sim.add_yeastar_client(YS_ID, YS_SECRET);
+    sim
+}
+
+/// A config for one account of each provider at `base_url`, with short intervals.
+/// `extra_ace` is appended to the acedata account (indented keys).
+pub fn yaml(base_url: &str, interval: &str, extra_ace: &str) -> String {
+    format!(
+        r#"
+defaults:
+  interval: {interval}
+  timeout: {interval}
+  max_staleness: 1h
+acedata:
+  - name: main
+    base_url: {base_url}
+    token: {ACE_TOKEN}
+    low_balance_threshold: 10
+{extra_ace}
+yeastar:
+  - name: partner
+    base_url: {base_url}
+    client_id: {YS_ID}
+    client_secret: {YS_SECRET}
+    low_balance_threshold: 50
+"#
+    )
+}
+
+/// A scratch directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let p = std::env::temp_dir().join(format!(
+            "be-test-{tag}-{}-{}",
+            std::process::id(),
+            rand_suffix()
+        ));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn rand_suffix() -> u64 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos() as u64
+}
+
+/// The samples of an exposition, keyed by `name{labels}` exactly as printed.
+pub struct Samples {
+    pub text: String,
+    map: BTreeMap<String, f64>,
+}
+
+impl Samples {
+    pub fn parse(text: &str) -> Samples {
+        let mut map = BTreeMap::new();
+        for line in text.lines() {
+            if line.starts_with('#') || line.trim().is_empty() {
+                continue;
+            }
+            let (key, value) = line.rsplit_once(' ').expect("sample line");
+            map.insert(key.to_string(), value.parse::<f64>().expect("numeric value"));
+        }
+        Samples {
+            text: text.to_string(),
+            map,
+        }
+    }
+
+    /// The value of `key` (`name{labels}` as printed, labels sorted by name).
+    pub fn get(&self, key: &str) -> Option<f64> {
+        self.map.get(key).copied()
+    }
+
+    /// The value of `key`, which must exist.
+    pub fn value(&self, key: &str) -> f64 {
+        self.get(key)
+            .unwrap_or_else(|| panic!("no sample {key} in:\n{}", self.text))
+    }
+
+    /// Whether any sample of metric `name` exists.
+    pub fn has_metric(&self, name: &str) -> bool {
+        self.map
+            .keys()
+            .any(|k| k == name || k.starts_with(&format!("{name}{{")))
+    }
+
+    /// Keys of all samples of metric `name`.
+    pub fn keys_of(&self, name: &str) -> Vec<String> {
+        self.map
+            .keys()
+            .filter(|k| k.starts_with(&format!("{name}{{")) || *k == name)
+            .cloned()
+            .collect()
+    }
+}
+
+/// Poll `cond` until true or panic.
+pub async fn eventually<F, Fut>(within: Duration, what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    while !cond().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}

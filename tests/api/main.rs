@@ -1,0 +1,11 @@
+//! Integration tests: the exporter on port 0 against the simulator (and wiremock for
+//! the clients), read through `/metrics`.
+
+mod clients;
+mod exporter;
+mod faults;
+mod golden;
+mod helpers;
+mod history;
+mod reload;
+mod yeastar;
