@@ -10,7 +10,10 @@
 //! `{"detail": "Invalid token."}` (the `{"detail": …}` error style; [`Fault::ApiError`]
 //! produces the other documented style, `{"error": {"code", "message"}}`).
 //! `distribution-histories` pages with `limit` (default [`SimOptions::default_page_size`])
-//! and `offset`.
+//! and `offset`. The status's `level` object carries the id of the matching entry of
+//! `distribution-levels` (`level-1-uuid`, where seed 002 shows the placeholder
+//! `level-uuid`), so both endpoints agree. The `set_*` methods panic for a token that was
+//! never registered: that is a mistake in the test, not a state to simulate.
 //!
 //! Yeastar Partner Portal: see the `yeastar` module for the error codes used.
 //!
