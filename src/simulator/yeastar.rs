@@ -133,7 +133,7 @@ impl YeastarState {
         );
         // Forget dead tokens so a long benchmark does not accumulate them.
         self.access
-            .retain(|_, t| t.expires_at.map_or(true, |e| e + REFRESH_TTL > now));
+            .retain(|_, t| t.expires_at.is_none_or(|e| e + REFRESH_TTL > now));
         self.access.insert(
             token.clone(),
             AccessToken {
@@ -207,7 +207,7 @@ impl YeastarState {
         authorization: Option<&str>,
         user_agent: Option<&str>,
     ) -> Reply {
-        if user_agent.map_or(true, |ua| ua.trim().is_empty()) {
+        if user_agent.is_none_or(|ua| ua.trim().is_empty()) {
             return yeastar_error(
                 400,
                 "parameter_validation_failed",
