@@ -292,12 +292,16 @@ impl<'p> Fields<'p> {
     /// Take `interval`, `timeout` and `max_staleness`, falling back to `defaults`,
     /// and check that they fit together.
     pub fn timing(&mut self, defaults: Timing) -> Timing {
+        let interval = self.duration("interval").unwrap_or(defaults.interval);
+        // Unset values follow a short interval instead of contradicting it.
         let t = Timing {
-            interval: self.duration("interval").unwrap_or(defaults.interval),
-            timeout: self.duration("timeout").unwrap_or(defaults.timeout),
+            interval,
+            timeout: self
+                .duration("timeout")
+                .unwrap_or(defaults.timeout.min(interval)),
             max_staleness: self
                 .duration("max_staleness")
-                .unwrap_or(defaults.max_staleness),
+                .unwrap_or(defaults.max_staleness.max(interval)),
         };
         if t.timeout > t.interval {
             self.problem(

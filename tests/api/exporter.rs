@@ -4,8 +4,8 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use rust_decimal::Decimal;
 use balance_exporter::simulator::{Route, SimOptions, SimPackage};
+use rust_decimal::Decimal;
 
 use crate::helpers::*;
 
@@ -41,7 +41,9 @@ pub const SPEC_METRICS: &[&str] = &[
 /// valid amount, invalid amount)`.
 async fn upstream_history(base: &str) -> [Decimal; 6] {
     let body: serde_json::Value = reqwest::Client::new()
-        .get(format!("{base}/api/v1/distribution-histories/?limit=100000&offset=0"))
+        .get(format!(
+            "{base}/api/v1/distribution-histories/?limit=100000&offset=0"
+        ))
         .header("authorization", format!("Bearer {ACE_TOKEN}"))
         .send()
         .await
@@ -79,26 +81,58 @@ async fn every_spec_metric_reports_the_upstream_numbers() {
     let a = r#"{account="main"}"#;
     assert_eq!(s.value(&format!("acedata_balance_credits{a}")), 100.0);
     let pkg = r#"{account="main",package="Basic Package",package_id="pkg-uuid"}"#;
-    assert_eq!(s.value(&format!("acedata_balance_package_amount{pkg}")), 100.0);
+    assert_eq!(
+        s.value(&format!("acedata_balance_package_amount{pkg}")),
+        100.0
+    );
     assert_eq!(s.value(&format!("acedata_balance_package_price{pkg}")), 9.9);
     assert_eq!(s.value(&format!("acedata_distribution_level{a}")), 1.0);
-    assert_eq!(s.value(&format!("acedata_distribution_commission_ratio{a}")), 0.1);
-    assert_eq!(s.value(&format!("acedata_distribution_invitee_spend{a}")), 500.0);
+    assert_eq!(
+        s.value(&format!("acedata_distribution_commission_ratio{a}")),
+        0.1
+    );
+    assert_eq!(
+        s.value(&format!("acedata_distribution_invitee_spend{a}")),
+        500.0
+    );
     assert_eq!(s.value(&format!("acedata_distribution_reward{a}")), 50.0);
-    assert_eq!(s.value(&format!("acedata_distribution_next_level_spend_remaining{a}")), 500.0);
+    assert_eq!(
+        s.value(&format!(
+            "acedata_distribution_next_level_spend_remaining{a}"
+        )),
+        500.0
+    );
     for (level, threshold, ratio) in [(1, 0.0, 0.1), (2, 1000.0, 0.15), (3, 5000.0, 0.2)] {
         let l = format!(r#"{{account="main",level="{level}"}}"#);
-        assert_eq!(s.value(&format!("acedata_distribution_level_threshold{l}")), threshold);
-        assert_eq!(s.value(&format!("acedata_distribution_level_commission_ratio{l}")), ratio);
+        assert_eq!(
+            s.value(&format!("acedata_distribution_level_threshold{l}")),
+            threshold
+        );
+        assert_eq!(
+            s.value(&format!("acedata_distribution_level_commission_ratio{l}")),
+            ratio
+        );
     }
     let t = upstream_history(&sim.base_url()).await;
     for (i, invalid) in ["false", "true"].iter().enumerate() {
         let l = format!(r#"{{account="main",invalid="{invalid}"}}"#);
-        assert_eq!(s.value(&format!("acedata_distribution_history_records{l}")), f(t[i]));
-        assert_eq!(s.value(&format!("acedata_distribution_history_reward{l}")), f(t[2 + i]));
-        assert_eq!(s.value(&format!("acedata_distribution_history_order_amount{l}")), f(t[4 + i]));
+        assert_eq!(
+            s.value(&format!("acedata_distribution_history_records{l}")),
+            f(t[i])
+        );
+        assert_eq!(
+            s.value(&format!("acedata_distribution_history_reward{l}")),
+            f(t[2 + i])
+        );
+        assert_eq!(
+            s.value(&format!("acedata_distribution_history_order_amount{l}")),
+            f(t[4 + i])
+        );
     }
-    assert_eq!(s.value(r#"yeastar_account_balance{account="partner"}"#), 675.24);
+    assert_eq!(
+        s.value(r#"yeastar_account_balance{account="partner"}"#),
+        675.24
+    );
     assert_eq!(
         s.value(r#"balance_exporter_low_balance_threshold{account="main",provider="acedata"}"#),
         10.0
@@ -114,8 +148,16 @@ async fn every_spec_metric_reports_the_upstream_numbers() {
         "acedata_distribution_history",
     ] {
         let l = format!(r#"{{account="main",collector="{c}"}}"#);
-        assert_eq!(s.value(&format!("balance_exporter_collector_success{l}")), 1.0, "{c}");
-        assert!(s.value(&format!("balance_exporter_collector_last_success_timestamp_seconds{l}")) > 1.7e9);
+        assert_eq!(
+            s.value(&format!("balance_exporter_collector_success{l}")),
+            1.0,
+            "{c}"
+        );
+        assert!(
+            s.value(&format!(
+                "balance_exporter_collector_last_success_timestamp_seconds{l}"
+            )) > 1.7e9
+        );
     }
     // HELP says cached values are refreshed on an interval.
     assert!(s.text.contains("# HELP acedata_balance_credits Ace Data Cloud global credit balance (points). (cached: refreshed on the poll interval"));
@@ -146,13 +188,18 @@ async fn changes_upstream_show_within_one_interval_and_vanished_label_sets_go() 
                 && s.get(r#"acedata_distribution_invitee_spend{account="main"}"#) == Some(1234.56)
         })
         .await;
-    assert_eq!(s.value(r#"acedata_distribution_level{account="main"}"#), 2.0);
+    assert_eq!(
+        s.value(r#"acedata_distribution_level{account="main"}"#),
+        2.0
+    );
     // 5000 - 1234.56, exact to the cent.
     let remaining = s.value(r#"acedata_distribution_next_level_spend_remaining{account="main"}"#);
     assert_eq!(remaining, 3765.44);
     assert_eq!(
         s.keys_of("acedata_balance_package_amount"),
-        vec![r#"acedata_balance_package_amount{account="main",package="Other",package_id="pkg-2"}"#]
+        vec![
+            r#"acedata_balance_package_amount{account="main",package="Other",package_id="pkg-2"}"#
+        ]
     );
     app.stop().await;
 }
@@ -164,8 +211,15 @@ async fn top_level_has_no_remaining_spend() {
     let app = spawn_yaml(&yaml(&sim.base_url(), "1s", "")).await;
     app.wait_ready().await;
     let s = app.samples().await;
-    assert_eq!(s.value(r#"acedata_distribution_level{account="main"}"#), 3.0);
-    assert!(!s.has_metric("acedata_distribution_next_level_spend_remaining"), "{}", s.text);
+    assert_eq!(
+        s.value(r#"acedata_distribution_level{account="main"}"#),
+        3.0
+    );
+    assert!(
+        !s.has_metric("acedata_distribution_next_level_spend_remaining"),
+        "{}",
+        s.text
+    );
     app.stop().await;
 }
 
@@ -176,14 +230,22 @@ async fn missing_distribution_status_is_initialized_once() {
         ..SimOptions::default()
     })
     .await;
-    let app = spawn_yaml(&yaml(&sim.base_url(), "300ms", "    collectors: [distribution_status]")).await;
+    let app = spawn_yaml(&yaml(
+        &sim.base_url(),
+        "300ms",
+        "    collectors: [distribution_status]",
+    ))
+    .await;
     app.wait_ready().await;
     let s = app
         .wait_for(Duration::from_secs(3), "status after init", |s| {
             s.has_metric("acedata_distribution_level")
         })
         .await;
-    assert_eq!(s.value(r#"acedata_distribution_reward{account="main"}"#), 50.0);
+    assert_eq!(
+        s.value(r#"acedata_distribution_reward{account="main"}"#),
+        50.0
+    );
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert_eq!(sim.request_count(Route::AcedataStatusInit), 1);
     app.stop().await;
@@ -220,12 +282,21 @@ async fn user_id_is_sent_on_list_calls_and_items_key_is_read() {
     let app = spawn_yaml(&yaml(&sim.base_url(), "1s", "    user_id: me")).await;
     app.wait_ready().await;
     let s = app.samples().await;
-    for route in [Route::AcedataStatus, Route::AcedataLevels, Route::AcedataHistory] {
+    for route in [
+        Route::AcedataStatus,
+        Route::AcedataLevels,
+        Route::AcedataHistory,
+    ] {
         let r = sim.last_request(route).unwrap();
         assert_eq!(r.query_param("user_id").as_deref(), Some("me"), "{route:?}");
     }
-    assert_eq!(s.value(r#"acedata_distribution_level_threshold{account="main",level="3"}"#), 5000.0);
-    assert!(s.value(r#"acedata_distribution_history_records{account="main",invalid="false"}"#) > 0.0);
+    assert_eq!(
+        s.value(r#"acedata_distribution_level_threshold{account="main",level="3"}"#),
+        5000.0
+    );
+    assert!(
+        s.value(r#"acedata_distribution_history_records{account="main",invalid="false"}"#) > 0.0
+    );
     app.stop().await;
 }
 
@@ -236,12 +307,25 @@ async fn without_user_id_a_403_is_an_http_status_error() {
         ..SimOptions::default()
     })
     .await;
-    let app = spawn_yaml(&yaml(&sim.base_url(), "1s", "    collectors: [distribution_levels]")).await;
+    let app = spawn_yaml(&yaml(
+        &sim.base_url(),
+        "1s",
+        "    collectors: [distribution_levels]",
+    ))
+    .await;
     app.wait_ready().await;
     let s = app.samples().await;
     let l = r#"{account="main",collector="acedata_distribution_levels""#;
-    assert_eq!(s.value(&format!("balance_exporter_collector_success{l}}}")), 0.0);
-    assert_eq!(s.value(&format!(r#"balance_exporter_collector_errors_total{l},reason="http_status"}}"#)), 1.0);
+    assert_eq!(
+        s.value(&format!("balance_exporter_collector_success{l}}}")),
+        0.0
+    );
+    assert_eq!(
+        s.value(&format!(
+            r#"balance_exporter_collector_errors_total{l},reason="http_status"}}"#
+        )),
+        1.0
+    );
     app.stop().await;
 }
 
@@ -252,7 +336,10 @@ async fn endpoints_answer_by_path_and_method() {
     let landing = app.get("/").await;
     assert_eq!(landing.status(), 200);
     let html = landing.text().await.unwrap();
-    assert!(html.contains("balance-exporter") && html.contains(r#"href="/metrics""#), "{html}");
+    assert!(
+        html.contains("balance-exporter") && html.contains(r#"href="/metrics""#),
+        "{html}"
+    );
     assert_eq!(app.get("/-/healthy").await.status(), 200);
     app.wait_ready().await;
     assert_eq!(app.get("/nope").await.status(), 404);
@@ -265,7 +352,10 @@ async fn endpoints_answer_by_path_and_method() {
     assert_eq!(post.status(), 405);
     assert_eq!(app.get("/-/reload").await.status(), 405);
     let m = app.get("/metrics").await;
-    assert!(m.headers()["content-type"].to_str().unwrap().starts_with("text/plain; version=0.0.4"));
+    assert!(m.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
     app.stop().await;
 }
 

@@ -1,7 +1,6 @@
 //! Spawning the exporter on port 0 against the simulator, and reading `/metrics`.
 
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -46,7 +45,12 @@ impl TestApp {
     }
 
     /// Poll `/metrics` until `check` holds (or panic after `within`).
-    pub async fn wait_for(&self, within: Duration, what: &str, check: impl Fn(&Samples) -> bool) -> Samples {
+    pub async fn wait_for(
+        &self,
+        within: Duration,
+        what: &str,
+        check: impl Fn(&Samples) -> bool,
+    ) -> Samples {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             let s = self.samples().await;
@@ -167,7 +171,10 @@ impl Drop for TempDir {
 
 fn rand_suffix() -> u64 {
     use std::time::{SystemTime, UNIX_EPOCH};
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos() as u64
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64
 }
 
 /// The samples of an exposition, keyed by `name{labels}` exactly as printed.
@@ -184,7 +191,10 @@ impl Samples {
                 continue;
             }
             let (key, value) = line.rsplit_once(' ').expect("sample line");
-            map.insert(key.to_string(), value.parse::<f64>().expect("numeric value"));
+            map.insert(
+                key.to_string(),
+                value.parse::<f64>().expect("numeric value"),
+            );
         }
         Samples {
             text: text.to_string(),
@@ -217,18 +227,5 @@ impl Samples {
             .filter(|k| k.starts_with(&format!("{name}{{")) || *k == name)
             .cloned()
             .collect()
-    }
-}
-
-/// Poll `cond` until true or panic.
-pub async fn eventually<F, Fut>(within: Duration, what: &str, mut cond: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + within;
-    while !cond().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
