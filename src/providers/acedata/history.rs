@@ -77,12 +77,23 @@ impl PageSource for AcedataClient {
     }
 }
 
-/// What the last sync saw, to recognise "nothing new" with one request.
+/// The order upstream lists records in, once known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ListOrder {
+    Unknown,
+    NewestFirst,
+    OldestFirst,
+}
+
+/// What the last sync saw, to recognise "nothing new" cheaply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Marker {
     count: u64,
+    /// Record at offset 0.
     first_id: String,
+    /// Record at offset `count - 1`.
     last_id: String,
+    order: ListOrder,
 }
 
 /// Incremental commission-history aggregation.
@@ -97,6 +108,31 @@ pub struct HistorySync {
 
 /// How many times a full pass restarts when the list changes under it.
 const FULL_PASS_ATTEMPTS: usize = 3;
+
+/// New records found by an incremental cycle.
+struct Found {
+    added: Totals,
+    ids: HashSet<String>,
+}
+
+impl Found {
+    fn new() -> Self {
+        Found {
+            added: Totals::default(),
+            ids: HashSet::new(),
+        }
+    }
+
+    fn take(&mut self, r: &HistoryRecord) {
+        if self.ids.insert(r.id.clone()) {
+            self.added.add(r);
+        }
+    }
+
+    fn len(&self) -> u64 {
+        self.ids.len() as u64
+    }
+}
 
 impl HistorySync {
     /// A sync that has not run yet (its first run is a full pass).
@@ -120,9 +156,8 @@ impl HistorySync {
         let due = self
             .last_full
             .is_none_or(|t| t.elapsed() >= self.full_sync_interval);
-        match (&self.marker, due) {
+        match (self.marker.clone(), due) {
             (Some(m), false) => {
-                let m = m.clone();
                 if !self.incremental(src, &m).await? {
                     tracing::debug!("history changed in a way the marker cannot follow; full pass");
                     self.full(src).await?;
@@ -133,91 +168,132 @@ impl HistorySync {
         Ok(&self.totals)
     }
 
-    /// Returns `Ok(false)` when a full pass is needed instead.
+    /// One cycle that reads only what is new. Returns `Ok(false)` when the list
+    /// changed in a way only a full pass can account for (deletions, reordering).
     async fn incremental<S: PageSource>(
         &mut self,
         src: &mut S,
         m: &Marker,
     ) -> Result<bool, CollectError> {
-        let (count, first_page) = src.page(self.page_size, 0).await?;
-        let Some(first) = first_page.first() else {
-            return Ok(count == 0 && m.count == 0);
-        };
-        if m.count == 0 || count < m.count {
-            return Ok(false);
+        if m.count == 0 {
+            let (count, _) = src.page(1, 0).await?;
+            return Ok(count == 0);
         }
-        if count == m.count {
-            return Ok(first.id == m.first_id);
-        }
-        let mut added = Totals::default();
-        let mut seen = HashSet::new();
-        if first.id != m.first_id {
-            // Newest-first: every record before the old first one is new.
-            let limit = (count - m.count) + self.page_size;
-            let new_first_id = first.id.clone();
-            let mut page = first_page;
-            let mut offset = 0;
-            loop {
-                for r in &page {
-                    if r.id == m.first_id {
-                        let marker = Marker {
-                            count: m.count + seen.len() as u64,
-                            first_id: new_first_id,
-                            last_id: m.last_id.clone(),
-                        };
-                        self.apply(added, marker);
-                        return Ok(true);
-                    }
-                    if seen.insert(r.id.clone()) {
-                        added.add(r);
-                    }
-                }
-                offset += page.len() as u64;
-                if page.is_empty() || offset >= count || offset > limit {
+        match m.order {
+            ListOrder::OldestFirst => self.append_oldest_first(src, m).await,
+            ListOrder::NewestFirst => {
+                let (count, page) = src.page(self.page_size, 0).await?;
+                self.prepend_newest_first(src, m, count, page).await
+            }
+            ListOrder::Unknown => {
+                let (count, page) = src.page(self.page_size, 0).await?;
+                let Some(first) = page.first() else {
+                    return Ok(false);
+                };
+                if count < m.count {
                     return Ok(false);
                 }
-                page = src.page(self.page_size, offset).await?.1;
+                if first.id != m.first_id {
+                    // Something new came before the old first record.
+                    return self.prepend_newest_first(src, m, count, page).await;
+                }
+                if count > m.count {
+                    // Same first record, more records: they were appended.
+                    return self.append_oldest_first(src, m).await;
+                }
+                // Same count and first record: check the last one too, which a
+                // deletion plus an append would have changed.
+                let (count, page) = src.page(1, m.count - 1).await?;
+                Ok(count == m.count && page.first().is_some_and(|r| r.id == m.last_id))
             }
         }
-        // Oldest-first: the old last record is at offset m.count - 1, new ones follow.
-        let mut offset = m.count - 1;
-        let mut last_id = m.last_id.clone();
-        let mut anchored = false;
-        let mut latest_count = count;
-        loop {
-            let (c, page) = src.page(self.page_size, offset).await?;
-            latest_count = latest_count.max(c);
-            if page.is_empty() {
-                break;
-            }
-            for r in &page {
-                if !anchored {
-                    if r.id != m.last_id {
-                        return Ok(false);
-                    }
-                    anchored = true;
-                    continue;
-                }
-                if seen.insert(r.id.clone()) {
-                    added.add(r);
-                    last_id = r.id.clone();
-                }
-            }
-            offset += page.len() as u64;
-            if offset >= latest_count {
-                break;
-            }
-        }
-        if !anchored {
+    }
+
+    /// Newest-first: every record before the old first one is new.
+    async fn prepend_newest_first<S: PageSource>(
+        &mut self,
+        src: &mut S,
+        m: &Marker,
+        count: u64,
+        mut page: Vec<HistoryRecord>,
+    ) -> Result<bool, CollectError> {
+        if count < m.count {
             return Ok(false);
         }
-        let new_count = m.count + seen.len() as u64;
+        let Some(new_first) = page.first().map(|r| r.id.clone()) else {
+            return Ok(false);
+        };
+        let mut found = Found::new();
+        let mut offset = 0;
+        loop {
+            if let Some(at) = page.iter().position(|r| r.id == m.first_id) {
+                page[..at].iter().for_each(|r| found.take(r));
+                if m.count + found.len() != count {
+                    return Ok(false);
+                }
+                self.apply(
+                    found.added,
+                    Marker {
+                        count,
+                        first_id: new_first,
+                        last_id: m.last_id.clone(),
+                        order: ListOrder::NewestFirst,
+                    },
+                );
+                return Ok(true);
+            }
+            page.iter().for_each(|r| found.take(r));
+            offset += page.len() as u64;
+            if page.is_empty() || offset >= count || found.len() > count - m.count {
+                return Ok(false);
+            }
+            page = src.page(self.page_size, offset).await?.1;
+        }
+    }
+
+    /// Oldest-first: the old last record sits at offset `m.count - 1` and every
+    /// record after it is new.
+    async fn append_oldest_first<S: PageSource>(
+        &mut self,
+        src: &mut S,
+        m: &Marker,
+    ) -> Result<bool, CollectError> {
+        let mut offset = m.count - 1;
+        let (count, page) = src.page(self.page_size, offset).await?;
+        if count < m.count || page.first().is_none_or(|r| r.id != m.last_id) {
+            return Ok(false);
+        }
+        let mut found = Found::new();
+        let mut last_id = m.last_id.clone();
+        let mut page = page;
+        let mut skip = 1;
+        loop {
+            for r in &page[skip..] {
+                found.take(r);
+                last_id = r.id.clone();
+            }
+            offset += page.len() as u64;
+            if page.is_empty() || offset >= count {
+                break;
+            }
+            page = src.page(self.page_size, offset).await?.1;
+            skip = 0;
+        }
+        if m.count + found.len() != count {
+            return Ok(false);
+        }
+        let order = if found.len() > 0 {
+            ListOrder::OldestFirst
+        } else {
+            m.order
+        };
         self.apply(
-            added,
+            found.added,
             Marker {
-                count: new_count,
+                count,
                 first_id: m.first_id.clone(),
                 last_id,
+                order,
             },
         );
         Ok(true)
@@ -237,15 +313,19 @@ impl HistorySync {
     }
 
     async fn full<S: PageSource>(&mut self, src: &mut S) -> Result<(), CollectError> {
+        let known = self.marker.as_ref().map_or(ListOrder::Unknown, |m| m.order);
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let (totals, marker, consistent) = self.full_pass(src).await?;
+            let (totals, mut marker, consistent) = self.full_pass(src).await?;
             if consistent || attempt >= FULL_PASS_ATTEMPTS {
                 if !consistent {
                     tracing::warn!(
                         "commission history kept changing during a full pass; using the last pass"
                     );
+                }
+                if marker.order == ListOrder::Unknown {
+                    marker.order = known;
                 }
                 self.totals = totals;
                 self.marker = Some(marker);
@@ -263,18 +343,14 @@ impl HistorySync {
     ) -> Result<(Totals, Marker, bool), CollectError> {
         let mut totals = Totals::default();
         let (count, mut page) = src.page(self.page_size, 0).await?;
-        let first_id = page.first().map(|r| r.id.clone()).unwrap_or_default();
-        let mut last_id = String::new();
+        let first = page.first().map(|r| (r.id.clone(), r.created_at));
+        let mut last = None;
         let mut offset = 0u64;
         let mut consistent = true;
-        let mut seen = 0u64;
         loop {
-            for r in &page {
-                totals.add(r);
-            }
-            seen += page.len() as u64;
+            page.iter().for_each(|r| totals.add(r));
             if let Some(r) = page.last() {
-                last_id = r.id.clone();
+                last = Some((r.id.clone(), r.created_at));
             }
             offset += page.len() as u64;
             if page.is_empty() || offset >= count {
@@ -284,16 +360,19 @@ impl HistorySync {
             consistent &= c == count;
             page = next;
         }
-        consistent &= seen == count;
-        Ok((
-            totals,
-            Marker {
-                count: seen,
-                first_id,
-                last_id,
-            },
-            consistent,
-        ))
+        consistent &= offset == count;
+        let order = match (&first, &last) {
+            (Some((_, Some(a))), Some((_, Some(b)))) if a > b => ListOrder::NewestFirst,
+            (Some((_, Some(a))), Some((_, Some(b)))) if a < b => ListOrder::OldestFirst,
+            _ => ListOrder::Unknown,
+        };
+        let marker = Marker {
+            count: offset,
+            first_id: first.map(|f| f.0).unwrap_or_default(),
+            last_id: last.map(|l| l.0).unwrap_or_default(),
+            order,
+        };
+        Ok((totals, marker, consistent))
     }
 }
 

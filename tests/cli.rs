@@ -1,0 +1,270 @@
+//! The real binary: `--version`, `--config.check`, `--demo` end to end, log formats,
+//! and a clean exit on SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_balance-exporter");
+
+fn scratch(tag: &str) -> std::path::PathBuf {
+    let p = std::env::temp_dir().join(format!("be-cli-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&p).unwrap();
+    p
+}
+
+#[test]
+fn version_names_version_revision_and_compiler() {
+    let out = Command::new(BIN).arg("--version").output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.starts_with(&format!("balance-exporter {}", env!("CARGO_PKG_VERSION"))),
+        "{text}"
+    );
+    assert!(
+        text.contains("revision") && text.contains("rustc"),
+        "{text}"
+    );
+}
+
+#[test]
+fn config_check_accepts_the_example_and_names_every_problem() {
+    let dir = scratch("check");
+    // The shipped example is valid once its secrets exist.
+    let example = std::fs::read_to_string("config/balance-exporter.example.yaml").unwrap();
+    let ok = Command::new(BIN)
+        .args([
+            "--config.check",
+            "--config.file",
+            "config/balance-exporter.example.yaml",
+        ])
+        .env("ACEDATA_TOKEN", "x")
+        .env("YEASTAR_CLIENT_SECRET", "y")
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&ok.stdout),
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(example.contains("acedata:") && example.contains("yeastar:"));
+
+    let bad = dir.join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "defaults:\n  interval: 5 parsecs\nacedata:\n  - name: a\n    token: super-secret-token\n    token_env: ALSO\n    colour: red\nyeastar:\n  - name: y\n    client_id: id\n",
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["--config.check", "--config.file"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8(out.stderr).unwrap();
+    for needle in [
+        "defaults.interval",
+        "acedata[0].token: give exactly one of",
+        "acedata[0].colour: unknown key",
+        "yeastar[0].client_secret",
+    ] {
+        assert!(err.contains(needle), "missing {needle:?} in {err}");
+    }
+    assert!(!err.contains("super-secret-token"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+
+    let missing = Command::new(BIN)
+        .args([
+            "--config.check",
+            "--config.file",
+            "/nonexistent/balance.yaml",
+        ])
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/balance.yaml"));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A running binary whose stderr lines arrive on a channel.
+struct Running {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Running {
+    fn start(args: &[&str]) -> Running {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Wait for a log line containing `needle`.
+    fn wait_line(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(100)) {
+                self.seen.push(line.clone());
+                if line.contains(needle) {
+                    return line;
+                }
+            }
+        }
+        panic!(
+            "no log line with {needle:?}; saw:\n{}",
+            self.seen.join("\n")
+        );
+    }
+
+    fn terminate(mut self) -> (std::process::ExitStatus, Vec<String>) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(200)) {
+                    self.seen.push(l);
+                }
+                return (status, self.seen);
+            }
+            assert!(Instant::now() < deadline, "did not exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).unwrap();
+    let status = buf[9..12].parse().unwrap();
+    let body = buf
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+fn address_from(line: &str) -> String {
+    line.split_whitespace()
+        .find_map(|kv| {
+            kv.strip_prefix("address=")
+                .map(|a| a.trim_matches('"').to_string())
+        })
+        .or_else(|| {
+            let v: serde_json::Value = serde_json::from_str(line).ok()?;
+            v["address"].as_str().map(str::to_string)
+        })
+        .unwrap_or_else(|| panic!("no address in {line}"))
+}
+
+#[test]
+fn demo_serves_every_metric_and_exits_zero_on_sigterm() {
+    let start = Instant::now();
+    let mut r = Running::start(&["--demo", "--web.listen-address", "127.0.0.1:0"]);
+    let addr = address_from(&r.wait_line("listening"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while http_get(&addr, "/-/ready").0 != 200 {
+        assert!(Instant::now() < deadline, "demo never ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(start.elapsed() < Duration::from_secs(10));
+    let (status, body) = http_get(&addr, "/metrics");
+    assert_eq!(status, 200);
+    for m in [
+        "acedata_balance_credits{account=\"demo\"}",
+        "acedata_distribution_next_level_spend_remaining{account=\"demo\"}",
+        "acedata_distribution_history_records{account=\"demo\",invalid=\"true\"}",
+        "yeastar_account_balance{account=\"demo\"}",
+        "balance_exporter_build_info{",
+        "process_resident_memory_bytes",
+    ] {
+        assert!(body.contains(m), "{m} missing:\n{body}");
+    }
+    let (status, lines) = r.terminate();
+    assert!(status.success(), "exit status {status:?}");
+    let all = lines.join("\n");
+    assert!(all.contains("stopped"), "{all}");
+    for secret in ["demo-acedata-platform-token", "demo-yeastar-client-secret"] {
+        assert!(!all.contains(secret), "secret in logs:\n{all}");
+    }
+}
+
+#[test]
+fn failed_attempts_log_one_json_line_with_collector_account_reason() {
+    let dir = scratch("jsonlog");
+    let cfg = dir.join("c.yaml");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(
+        &cfg,
+        format!("acedata:\n  - name: acct-1\n    base_url: http://127.0.0.1:{port}\n    token: do-not-print-me\n    interval: 1s\n    collectors: [balance]\n"),
+    )
+    .unwrap();
+    let mut r = Running::start(&[
+        "--config.file",
+        cfg.to_str().unwrap(),
+        "--web.listen-address",
+        "127.0.0.1:0",
+        "--log.format",
+        "json",
+        "--log.level",
+        "debug",
+    ]);
+    let line = r.wait_line("collection failed");
+    let v: serde_json::Value = serde_json::from_str(&line).expect("json log line");
+    assert_eq!(v["collector"], "acedata_balance");
+    assert_eq!(v["account"], "acct-1");
+    assert_eq!(v["reason"], "connect");
+    assert_eq!(v["level"], "WARN");
+    let (status, lines) = r.terminate();
+    assert!(status.success());
+    assert!(!lines.join("\n").contains("do-not-print-me"));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn unusable_listen_address_fails_with_a_clear_error() {
+    let out = Command::new(BIN)
+        .args(["--demo", "--web.listen-address", "256.0.0.1:1"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot listen on 256.0.0.1:1"), "{err}");
+}
