@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The whole test suite. On a fresh machine it first installs what the tests need
+# (Debian packages with apt-get, crates through cargo), then runs every check.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Install Debian packages that are missing (needs root, as on CI).
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "==> installing ${missing[*]}"
+    if [ ! -f /var/lib/apt/lists/.balance-exporter-updated ]; then
+      apt-get update -qq
+      touch /var/lib/apt/lists/.balance-exporter-updated
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+
+step() { echo; echo "==> $*"; }
+
+# promtool (package prometheus) checks the exposition in the Rust tests.
+apt_install prometheus
+export PROMTOOL="${PROMTOOL:-$(command -v promtool)}"
+rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --locked --all-targets -- -D warnings
+
+step "cargo test"
+cargo test --locked
+
+step "cargo build --release"
+cargo build --locked --release
+export BALANCE_EXPORTER_BIN="$PWD/target/release/balance-exporter"
+
+step "shellcheck"
+apt_install shellcheck
+shellcheck scripts/*.sh .ci/run
+
+echo
+echo "==> all checks passed"
