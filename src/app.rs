@@ -124,6 +124,8 @@ impl Application {
         });
         spawn_sighup(reload_tx);
 
+        // Collectors first, so that readiness counts them before the first request.
+        let mut running = Running::start(self.config, &self.providers, &shared);
         let stop = tokio_util::sync::CancellationToken::new();
         let server = tokio::spawn(server::serve(
             self.listener,
@@ -132,7 +134,6 @@ impl Application {
         ));
         tracing::info!(address = %self.addr, telemetry_path = %self.settings.telemetry_path, "listening");
 
-        let mut running = Running::start(self.config, &self.providers, &shared);
         tokio::pin!(shutdown);
         loop {
             tokio::select! {

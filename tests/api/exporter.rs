@@ -371,3 +371,19 @@ async fn scrapes_cost_no_upstream_call() {
     assert_eq!(sim.total_requests(), before);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn not_ready_until_every_collector_finished_its_first_attempt() {
+    let sim = simulator(SimOptions {
+        latency: Duration::from_millis(800),
+        ..SimOptions::default()
+    })
+    .await;
+    let app = spawn_yaml(&yaml(&sim.base_url(), "2s", "")).await;
+    assert_eq!(app.get("/-/ready").await.status(), 503);
+    assert_eq!(app.get("/-/healthy").await.status(), 200);
+    app.wait_ready().await;
+    let s = app.samples().await;
+    assert_eq!(s.keys_of("balance_exporter_collector_success").len(), 5, "{}", s.text);
+    app.stop().await;
+}
