@@ -384,6 +384,11 @@ async fn not_ready_until_every_collector_finished_its_first_attempt() {
     assert_eq!(app.get("/-/healthy").await.status(), 200);
     app.wait_ready().await;
     let s = app.samples().await;
-    assert_eq!(s.keys_of("balance_exporter_collector_success").len(), 5, "{}", s.text);
+    assert_eq!(
+        s.keys_of("balance_exporter_collector_success").len(),
+        5,
+        "{}",
+        s.text
+    );
     app.stop().await;
 }
