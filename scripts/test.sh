@@ -40,6 +40,9 @@ step "cargo build --release"
 cargo build --locked --release
 export BALANCE_EXPORTER_BIN="$PWD/target/release/balance-exporter"
 
+step "end to end against an independent simulator (scripts/e2e)"
+python3 scripts/e2e/check.py "$BALANCE_EXPORTER_BIN"
+
 step "shellcheck"
 apt_install shellcheck
 shellcheck scripts/*.sh .ci/run

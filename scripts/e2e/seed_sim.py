@@ -1,0 +1,207 @@
+#!/usr/bin/env python3
+"""A second, independent simulator of the two vendors' APIs, written in Python from the
+vendors' documents (the seed JSON examples), used to check the real binary end to end
+against something that shares no code with it.
+
+Control endpoints (not part of the vendors' APIs):
+  POST /_control/fault   body: {"path": "...", "status": 500, "body": "...", "times": 1,
+                                 "headers": {...}, "delay": 0.0}
+  POST /_control/set     body: {"credits": "12.34"} / {"accountBalance": 1.5} /
+                               {"add_history": {"reward": 1.1, "price": 11.0, "invalid": false}}
+  GET  /_control/count?path=...   requests seen on a path
+"""
+import json
+import sys
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+TOKEN = "e2e-acedata-token"
+CLIENT_ID = "e2e-client-id"
+CLIENT_SECRET = "e2e-client-secret"
+
+lock = threading.Lock()
+state = {
+    "balance": {
+        "id": "a1b2c3d4-e5f6-7890-abcd-ef1234567890",
+        "user_id": "user-uuid",
+        "credits": "100.00",
+        "packages": [{"id": "pkg-uuid", "name": "Basic Package", "amount": 100, "price": "9.90"}],
+        "created_at": "2024-01-15T10:30:00Z",
+        "updated_at": "2024-01-15T10:30:00Z",
+    },
+    "status": {
+        "id": "status-uuid",
+        "user_id": "b87f67c1-b04f-4332-99a1-7a5e651331c6",
+        "level": {"id": "level-uuid", "level": 1, "threshold": 0, "percentage": 0.1},
+        "price": 500.0,
+        "reward": 50.0,
+        "tags": None,
+        "metadata": None,
+        "created_at": "2024-01-01T00:00:00.000000Z",
+        "updated_at": "2024-08-01T00:00:00.000000Z",
+    },
+    "levels": [
+        {"id": "level-1-uuid", "level": 1, "threshold": 0, "percentage": 0.1, "tags": None, "metadata": None},
+        {"id": "level-2-uuid", "level": 2, "threshold": 1000, "percentage": 0.15, "tags": None, "metadata": None},
+        {"id": "level-3-uuid", "level": 3, "threshold": 5000, "percentage": 0.2, "tags": None, "metadata": None},
+    ],
+    "history": [],  # newest first
+    "account_balance": 675.24,
+    "tokens": {},
+    "faults": [],
+    "counts": {},
+}
+
+
+def record(i, reward, price, invalid):
+    return {
+        "id": f"history-{i}",
+        "user_id": "b87f67c1-b04f-4332-99a1-7a5e651331c6",
+        "inviter_id": "b87f67c1-b04f-4332-99a1-7a5e651331c6",
+        "invitee_id": f"new-user-{i}",
+        "order_id": f"order-{i}",
+        "percentage": 0.1,
+        "reward": reward,
+        "invalid": invalid,
+        "order": {"id": f"order-{i}", "price": price, "state": "Finished"},
+        "invitee": {"id": f"new-user-{i}", "nickname": "New User"},
+        "tags": None,
+        "metadata": None,
+        "created_at": "2024-08-01T%02d:00:00.000000Z" % (i % 24),
+    }
+
+
+# 20 records as in the seed's count, with cent values.
+for i in range(20):
+    state["history"].insert(0, record(i, [5.0, 0.1, 12.35, 0.2][i % 4], [50.0, 1.0, 123.5, 2.0][i % 4], i % 7 == 3))
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def reply(self, status, body, headers=None):
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        try:
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (a timeout test)
+
+    def body(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(n) if n else b""
+
+    def fault(self, path):
+        with lock:
+            for f in state["faults"]:
+                if f["path"] == path and f["times"] != 0:
+                    if f["times"] > 0:
+                        f["times"] -= 1
+                    return dict(f)
+        return None
+
+    def handle_any(self, method):
+        url = urllib.parse.urlsplit(self.path)
+        path, query = url.path, urllib.parse.parse_qs(url.query)
+        raw = self.body()
+        if path.startswith("/_control/"):
+            return self.control(path, raw, query)
+        with lock:
+            state["counts"][path] = state["counts"].get(path, 0) + 1
+        f = self.fault(path)
+        if f:
+            time.sleep(f.get("delay", 0))
+            if "status" in f:
+                return self.reply(f["status"], f.get("body", "").encode(), f.get("headers"))
+        if path.startswith("/api/v1/"):
+            if self.headers.get("authorization") != f"Bearer {TOKEN}":
+                return self.reply(401, {"detail": "Invalid token."})
+            return self.acedata(method, path, query)
+        return self.yeastar(method, path, raw)
+
+    def acedata(self, method, path, query):
+        with lock:
+            if method == "POST" and path == "/api/v1/balances/initialize/":
+                return self.reply(200, state["balance"])
+            if method == "GET" and path == "/api/v1/distribution-statuses/":
+                return self.reply(200, {"count": 1, "results": [state["status"]]})
+            if method == "GET" and path == "/api/v1/distribution-levels/":
+                return self.reply(200, {"count": 3, "results": state["levels"]})
+            if method == "GET" and path == "/api/v1/distribution-histories/":
+                limit = int(query.get("limit", ["10"])[0])
+                offset = int(query.get("offset", ["0"])[0])
+                h = state["history"]
+                return self.reply(200, {"count": len(h), "results": h[offset:offset + limit]})
+        return self.reply(404, {"detail": "Not found."})
+
+    def yeastar(self, method, path, raw):
+        if not self.headers.get("User-Agent"):
+            return self.reply(400, {"code": "parameter_validation_failed", "status": 400})
+        if method == "POST" and path == "/auth/openapi/v1/oauth/token":
+            form = urllib.parse.parse_qs(raw.decode())
+            get = lambda k: form.get(k, [""])[0]
+            ok = (get("grant_type") == "pp_credentials" and get("client_id") == CLIENT_ID
+                  and get("client_secret") == CLIENT_SECRET) or (
+                get("grant_type") == "refresh_token" and get("refresh_token") in state["tokens"].values())
+            if not ok:
+                return self.reply(200, {"code": "invalid_client", "detailMessage": "bad credentials",
+                                        "requestId": "r", "result": None, "status": 401})
+            with lock:
+                n = len(state["tokens"]) + 1
+                state["tokens"][f"access-{n}"] = f"refresh-{n}"
+            return self.reply(200, {"code": "success", "detailMessage": "", "requestId": "r",
+                                    "result": {"token": f"access-{n}", "refreshToken": f"refresh-{n}",
+                                               "expiresIn": "1800", "tokenHead": "Bearer "}, "status": 200})
+        if method == "GET" and path == "/user/openapi/user/v1/client/account_balance":
+            auth = self.headers.get("Authorization", "")
+            if not auth.startswith("Bearer ") or auth[7:] not in state["tokens"]:
+                return self.reply(401, {"code": "access_token_invalid", "detailMessage": "", "requestId": "r",
+                                        "status": 401})
+            return self.reply(200, {"code": "success", "detailMessage": "", "requestId": "85fa7686fa9f8a090c937bad50f565ad",
+                                    "result": {"accountBalance": state["account_balance"]}, "status": 200})
+        return self.reply(404, {"code": "not_found", "status": 404})
+
+    def control(self, path, raw, query):
+        with lock:
+            if path == "/_control/fault":
+                f = json.loads(raw)
+                f.setdefault("times", 1)
+                state["faults"].append(f)
+            elif path == "/_control/clear":
+                state["faults"].clear()
+            elif path == "/_control/set":
+                s = json.loads(raw)
+                if "credits" in s:
+                    state["balance"]["credits"] = s["credits"]
+                if "accountBalance" in s:
+                    state["account_balance"] = s["accountBalance"]
+                if "add_history" in s:
+                    a = s["add_history"]
+                    state["history"].insert(0, record(len(state["history"]), a["reward"], a["price"], a["invalid"]))
+                if "expire_tokens" in s:
+                    state["tokens"] = {}
+            elif path == "/_control/count":
+                return self.reply(200, {"count": state["counts"].get(query["path"][0], 0)})
+        return self.reply(200, {"ok": True})
+
+    def do_GET(self):
+        self.handle_any("GET")
+
+    def do_POST(self):
+        self.handle_any("POST")
+
+
+if __name__ == "__main__":
+    server = ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1]) if len(sys.argv) > 1 else 0), Handler)
+    print(server.server_address[1], flush=True)
+    server.serve_forever()
