@@ -7,7 +7,9 @@
 // prometheus-operator objects are validated here against the CRD models (types,
 // required fields, patterns) and written to OUTDIR/crd/<Kind>.*.json for a
 // strict JSON Schema check (unknown fields), and every PrometheusRule's spec
-// must equal the plain rules file.
+// must equal the plain rules file. Every Deployment must run its containers
+// non-root, read-only, without capabilities and with resources set, and the
+// exporter container must be probed on /-/healthy and /-/ready.
 import fs from "node:fs";
 import path from "node:path";
 import { isDeepStrictEqual } from "node:util";
@@ -29,6 +31,31 @@ const problem = (where, msg) => {
   problems++;
 };
 
+function checkPodSpec(where, pod) {
+  const podSc = pod.securityContext ?? {};
+  if (podSc.seccompProfile?.type !== "RuntimeDefault") problem(where, "pod seccompProfile is not RuntimeDefault");
+  if (pod.automountServiceAccountToken !== false) problem(where, "service account token is mounted");
+  for (const c of pod.containers ?? []) {
+    const at = `${where} container ${c.name}`;
+    const sc = c.securityContext ?? {};
+    if ((sc.runAsNonRoot ?? podSc.runAsNonRoot) !== true) problem(at, "not runAsNonRoot");
+    if (sc.allowPrivilegeEscalation !== false) problem(at, "allowPrivilegeEscalation is not false");
+    if (sc.readOnlyRootFilesystem !== true) problem(at, "root filesystem is not read-only");
+    if (!(sc.capabilities?.drop ?? []).includes("ALL")) problem(at, "capabilities ALL not dropped");
+    if (!c.resources?.requests?.cpu || !c.resources?.requests?.memory || !c.resources?.limits?.memory) {
+      problem(at, "resources.requests.{cpu,memory} and resources.limits.memory must be set");
+    }
+    if (!String(c.image).startsWith("balance-exporter:")) continue;
+    const ports = new Set((c.ports ?? []).flatMap((p) => [p.name, p.containerPort]));
+    if (!(c.ports ?? []).some((p) => p.containerPort === 9977)) problem(at, "does not expose 9977");
+    for (const [probe, path] of [["livenessProbe", "/-/healthy"], ["readinessProbe", "/-/ready"]]) {
+      const get = c[probe]?.httpGet;
+      if (get?.path !== path || !ports.has(get?.port)) problem(at, `${probe} is not an httpGet of ${path} on the metrics port`);
+    }
+    if (!(c.args ?? []).some((a) => a.startsWith("--config.file="))) problem(at, "no --config.file");
+  }
+}
+
 for (const file of files) {
   YAML.parseAllDocuments(fs.readFileSync(file, "utf8")).forEach((doc, i) => {
     const where = `${file} (document ${i + 1})`;
@@ -39,6 +66,7 @@ for (const file of files) {
     const obj = doc.toJS();
     if (obj === null) return;
     n++;
+    if (obj.kind === "Deployment") checkPodSpec(where, obj.spec?.template?.spec ?? {});
     if (!String(obj.apiVersion).startsWith("monitoring.coreos.com/")) {
       fs.writeFileSync(path.join(outDir, "core", `${n}.yaml`), YAML.stringify(obj));
       return;

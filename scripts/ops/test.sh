@@ -1,0 +1,313 @@
+#!/usr/bin/env bash
+# Proves the operations kit (grafana/, deploy/) with the real tools that
+# consume each piece, and fails if any of them rejects it.
+#
+# Usage: scripts/ops/test.sh
+#   BALANCE_EXPORTER_BIN  exporter binary for the live checks
+#                         (default target/release/balance-exporter; build it first)
+#
+# Installs what it needs on first use (Debian packages; a Python venv and npm
+# packages under target/ops-tools/, pinned in scripts/ops/requirements.txt and
+# scripts/ops/package-lock.json) and reuses them afterwards.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+cd "$root"
+ops=scripts/ops
+tools=$root/target/ops-tools
+bin=${BALANCE_EXPORTER_BIN:-target/release/balance-exporter}
+rules=deploy/prometheus/balance-exporter.rules.yml
+dashboard=grafana/dashboards/balance-exporter.json
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# --- tools -----------------------------------------------------------------
+
+install_debian_packages() {
+  local missing=()
+  command -v promtool >/dev/null || missing+=(prometheus)
+  command -v prometheus >/dev/null || missing+=(prometheus)
+  command -v amtool >/dev/null || missing+=(prometheus-alertmanager)
+  command -v yamllint >/dev/null || missing+=(yamllint)
+  command -v shellcheck >/dev/null || missing+=(shellcheck)
+  command -v systemd-analyze >/dev/null || missing+=(systemd)
+  command -v curl >/dev/null || missing+=(curl)
+  command -v npm >/dev/null || missing+=(nodejs npm)
+  python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+  if ((${#missing[@]} > 0)); then
+    local sudo=()
+    [[ $(id -u) -eq 0 ]] || sudo=(sudo)
+    echo "installing Debian packages: ${missing[*]}"
+    "${sudo[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+}
+
+install_python_tools() {
+  if ! cmp -s "$ops/requirements.txt" "$tools/venv/requirements.txt"; then
+    echo "installing Python tools into $tools/venv"
+    rm -rf "$tools/venv"
+    python3 -m venv "$tools/venv"
+    "$tools/venv/bin/pip" install -q --disable-pip-version-check -r "$ops/requirements.txt"
+    cp "$ops/requirements.txt" "$tools/venv/requirements.txt"
+  fi
+}
+
+install_node_tools() {
+  if ! cmp -s "$ops/package-lock.json" "$tools/package-lock.json" || [[ ! -d $tools/node_modules ]]; then
+    echo "installing npm packages into $tools/node_modules"
+    rm -rf "$tools/node_modules" "$tools/schemas"
+    cp "$ops/package.json" "$ops/package-lock.json" "$tools/"
+    (cd "$tools" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+  fi
+  # JSON Schemas generated from the published TypeScript types.
+  if [[ ! -f $tools/schemas/PrometheusRule.json ]]; then
+    echo "generating JSON Schemas from @grafana/schema and @kubernetes-models/prometheus-operator"
+    mkdir -p "$tools/schemas"
+    local gen=(node "$tools/node_modules/ts-json-schema-generator/bin/ts-json-schema-generator.js")
+    local models=$tools/node_modules/@kubernetes-models/prometheus-operator/monitoring.coreos.com/v1
+    printf '%s\n' '{"compilerOptions": {"module": "nodenext", "moduleResolution": "nodenext", "strict": true, "skipLibCheck": true}}' \
+      >"$tools/schemas/tsconfig.json"
+    "${gen[@]}" --path "$tools/node_modules/@grafana/schema/dist/types/raw/dashboard/x/types.gen.d.ts" \
+      --type Dashboard -o "$tools/schemas/Dashboard.json"
+    for kind in ServiceMonitor PrometheusRule; do
+      "${gen[@]}" --tsconfig "$tools/schemas/tsconfig.json" --path "$models/$kind.d.ts" \
+        --type "I$kind" -o "$tools/schemas/$kind.json.tmp"
+      mv "$tools/schemas/$kind.json.tmp" "$tools/schemas/$kind.json"
+    done
+  fi
+  # The node scripts import the packages installed next to them.
+  cp "$ops"/*.mjs "$tools/"
+}
+
+# --- checks ----------------------------------------------------------------
+# Each check runs in its own subshell with errexit in force; the script goes
+# on with the next one and fails at the end if any failed.
+
+check_shell() {
+  shellcheck "$ops"/*.sh
+}
+
+check_yaml() {
+  yamllint -s -c "$ops/yamllint.yml" grafana deploy
+}
+
+check_rules() {
+  promtool check rules "$rules"
+  (cd deploy/prometheus && promtool test rules balance-exporter.rules.test.yml)
+}
+
+check_prometheus_alertmanager_examples() {
+  promtool check config deploy/prometheus/prometheus.yml
+  amtool check-config deploy/prometheus/alertmanager.yml
+  local alert expected got
+  while read -r alert expected; do
+    got=$(amtool config routes test --config.file=deploy/prometheus/alertmanager.yml "alertname=$alert" provider=acedata account=main 2>/dev/null)
+    echo "$alert -> $got"
+    [[ $got == "$expected" ]] || { echo "expected $alert to go to $expected"; return 1; }
+  done <<'ROUTES'
+BalanceLow billing
+BalanceRunningOut billing
+BalanceExporterCollectorFailing monitoring
+BalanceExporterYeastarUnauthorized monitoring
+SomethingElse default
+ROUTES
+}
+
+check_dashboard() {
+  "$tools/venv/bin/check-jsonschema" --schemafile "$tools/schemas/Dashboard.json" "$dashboard"
+  node "$tools/check-dashboard.mjs" "$dashboard"
+}
+
+# Validates manifests (files or kustomize output): core objects with
+# kubernetes-validate --strict, prometheus-operator objects with their models
+# and a strict schema.
+validate_manifests() {
+  local out=$1
+  shift
+  node "$tools/check-k8s.mjs" "$out" "$rules" "$@"
+  local report
+  report=$("$tools/venv/bin/kubernetes-validate" --strict "$out"/core/*.yaml 2>&1) || { echo "$report"; return 1; }
+  echo "$report"
+  # A kind or apiVersion without a schema is only a warning there: not here.
+  if grep -v '^INFO' <<<"$report" | grep -q .; then return 1; fi
+  local kind files
+  for kind in ServiceMonitor PrometheusRule; do
+    files=("$out"/crd/"$kind".*.json)
+    [[ -e ${files[0]} ]] || continue
+    "$tools/venv/bin/check-jsonschema" --schemafile "$tools/schemas/$kind.json" "${files[@]}"
+  done
+}
+
+check_kubernetes() {
+  scripts/ops/gen-prometheusrule.sh "$work/prometheusrule.yaml"
+  diff -u deploy/kubernetes/prometheusrule.yaml "$work/prometheusrule.yaml" ||
+    { echo "deploy/kubernetes/prometheusrule.yaml is stale: run scripts/ops/gen-prometheusrule.sh"; return 1; }
+  local manifests
+  mapfile -t manifests < <(find deploy/kubernetes -name '*.yaml' ! -name kustomization.yaml | sort)
+  validate_manifests "$work/k8s-files" "${manifests[@]}"
+  if command -v kubectl >/dev/null; then
+    local dir name
+    for dir in deploy/kubernetes deploy/kubernetes/sidecar; do
+      name=${dir//\//-}
+      kubectl kustomize "$dir" >"$work/$name.yaml"
+      validate_manifests "$work/k8s-$name" "$work/$name.yaml"
+    done
+  else
+    echo "kubectl not installed: kustomization.yaml files not rendered"
+  fi
+}
+
+check_dockerfile() {
+  "$tools/venv/bin/hadolint" --failure-threshold warning deploy/docker/Dockerfile
+}
+
+# systemd-analyze verify needs ExecStart's binary to exist: the unit is
+# verified as shipped, with only that path pointed at the real binary.
+check_systemd() {
+  local unit=$work/systemd/balance-exporter.service real out
+  real=$(realpath "$bin")
+  mkdir -p "$work/systemd"
+  sed "s#^ExecStart=/usr/local/bin/balance-exporter #ExecStart=$real #" deploy/systemd/balance-exporter.service >"$unit"
+  grep -q "^ExecStart=$real " "$unit"
+  out=$(systemd-analyze verify "$unit" 2>&1) || { echo "$out"; return 1; }
+  [[ -z $out ]] || { echo "$out"; return 1; }
+  echo "systemd-analyze verify: no findings"
+  # Exposure 0 (locked down) .. 100 (unprotected); 20 shows as 2.0 "OK".
+  systemd-analyze security --offline=true --threshold=20 "$unit" | tail -n 1
+}
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Waits until URL answers 200, for at most $2 seconds.
+wait_http() {
+  local i
+  for ((i = 0; i < $2 * 10; i++)); do
+    curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "no answer from $1 after $2 s"
+  return 1
+}
+
+# The example configuration from the ConfigMap passes the exporter's own
+# --config.check (secret paths pointed at files in a temporary directory).
+check_config_example() {
+  mkdir -p "$work/config/secrets"
+  printf 'token\n' >"$work/config/secrets/acedata-token"
+  printf 'secret\n' >"$work/config/secrets/yeastar-client-secret"
+  # Run from $tools so that the yaml package resolves.
+  (cd "$tools" && node --input-type=module -e '
+    import fs from "node:fs";
+    import YAML from "yaml";
+    const cm = YAML.parse(fs.readFileSync(process.argv[1], "utf8"));
+    process.stdout.write(cm.data["balance-exporter.yaml"]);
+  ' "$root/deploy/kubernetes/configmap.yaml") >"$work/config/raw.yaml"
+  sed "s#/run/secrets/balance-exporter/#$work/config/secrets/#" "$work/config/raw.yaml" >"$work/config/balance-exporter.yaml"
+  "$bin" --config.check --config.file="$work/config/balance-exporter.yaml"
+}
+
+stop_live_processes() {
+  local pid
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait
+}
+
+# The real exporter in --demo, scraped by the real Prometheus with the rules
+# loaded: names check against its /metrics, every rule evaluates, every
+# dashboard query returns data. Also reports the exporter's memory use.
+check_live() {
+  local exporter_port prometheus_port
+  # Not local: the trap runs after this function has returned.
+  pids=()
+  trap stop_live_processes EXIT
+  exporter_port=$(free_port)
+  "$bin" --demo --web.listen-address "127.0.0.1:$exporter_port" --log.level warn >"$work/exporter.log" 2>&1 &
+  pids+=($!)
+  local exporter_pid=$!
+  wait_http "http://127.0.0.1:$exporter_port/-/healthy" 20
+  wait_http "http://127.0.0.1:$exporter_port/-/ready" 30
+  curl -fsS "http://127.0.0.1:$exporter_port/metrics" >"$work/metrics.txt"
+  echo "exporter --demo serves $(grep -vc '^#' "$work/metrics.txt") samples"
+  promtool check metrics <"$work/metrics.txt"
+
+  echo "-- metric names in rules and dashboard"
+  node "$tools/check-promql-names.mjs" "$work/metrics.txt" "$rules" "$dashboard"
+
+  echo "-- Prometheus scraping the exporter with the rules"
+  prometheus_port=$(free_port)
+  mkdir -p "$work/prometheus"
+  cp "$rules" "$work/prometheus/"
+  cat >"$work/prometheus/prometheus.yml" <<EOF
+global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+rule_files: [balance-exporter.rules.yml]
+scrape_configs:
+  - job_name: balance-exporter
+    static_configs:
+      - targets: ["127.0.0.1:$exporter_port"]
+EOF
+  prometheus --config.file="$work/prometheus/prometheus.yml" --storage.tsdb.path="$work/prometheus/data" \
+    --web.listen-address="127.0.0.1:$prometheus_port" --log.level=warn >"$work/prometheus.log" 2>&1 &
+  pids+=($!)
+  if ! node "$tools/e2e-queries.mjs" "http://127.0.0.1:$prometheus_port" "$dashboard" 90; then
+    echo "--- prometheus log"; cat "$work/prometheus.log"
+    echo "--- exporter log"; cat "$work/exporter.log"
+    return 1
+  fi
+
+  local rss hwm limit_mib
+  rss=$(awk '/^VmRSS/ {print $2}' "/proc/$exporter_pid/status")
+  hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$exporter_pid/status")
+  echo "exporter memory after the run: RSS $((rss / 1024)) MiB, peak $((hwm / 1024)) MiB"
+  # The Kubernetes memory limit leaves at least twice the measured peak.
+  limit_mib=$(sed -n '/name: balance-exporter$/,/volumeMounts/ s/^ *memory: \([0-9]*\)Mi$/\1/p' deploy/kubernetes/deployment.yaml | tail -n 1)
+  echo "deploy/kubernetes/deployment.yaml memory limit: ${limit_mib} MiB"
+  ((limit_mib * 1024 >= 2 * hwm)) || { echo "memory limit is less than twice the measured peak"; return 1; }
+}
+
+# --- main ------------------------------------------------------------------
+
+mkdir -p "$tools"
+install_debian_packages
+install_python_tools
+install_node_tools
+
+failed=()
+run_check() {
+  local name=$1
+  printf '\n=== %s\n' "$name"
+  ("$name") &
+  if wait $!; then
+    echo "--- PASS $name"
+  else
+    echo "--- FAIL $name"
+    failed+=("$name")
+  fi
+}
+
+run_check check_shell
+run_check check_yaml
+run_check check_rules
+run_check check_prometheus_alertmanager_examples
+run_check check_dashboard
+run_check check_kubernetes
+run_check check_dockerfile
+if [[ -x $bin ]]; then
+  run_check check_systemd
+  run_check check_config_example
+  run_check check_live
+else
+  echo "exporter binary $bin not found: build it (cargo build --release) or set BALANCE_EXPORTER_BIN"
+  failed+=("exporter binary")
+fi
+
+echo
+if ((${#failed[@]} > 0)); then
+  echo "ops checks failed: ${failed[*]}"
+  exit 1
+fi
+echo "all ops checks passed"
