@@ -220,6 +220,7 @@ stop_live_processes() {
 # dashboard query returns data. Also reports the exporter's memory use.
 check_live() {
   local exporter_port prometheus_port
+  SECONDS=0
   # Not local: the trap runs after this function has returned.
   pids=()
   trap stop_live_processes EXIT
@@ -259,12 +260,21 @@ EOF
     return 1
   fi
 
-  local rss hwm limit_mib
+  local rss hwm ticks limit_mib
   rss=$(awk '/^VmRSS/ {print $2}' "/proc/$exporter_pid/status")
   hwm=$(awk '/^VmHWM/ {print $2}' "/proc/$exporter_pid/status")
-  echo "exporter memory after the run: RSS $((rss / 1024)) MiB, peak $((hwm / 1024)) MiB"
+  # utime + stime (fields 14 and 15; the command name in field 2 has no spaces).
+  ticks=$(awk '{print $14 + $15}' "/proc/$exporter_pid/stat")
+  echo "exporter after the run: RSS $((rss / 1024)) MiB, peak $((hwm / 1024)) MiB," \
+    "CPU time $((ticks * 1000 / $(getconf CLK_TCK))) ms in $SECONDS s"
   # The Kubernetes memory limit leaves at least twice the measured peak.
-  limit_mib=$(sed -n '/name: balance-exporter$/,/volumeMounts/ s/^ *memory: \([0-9]*\)Mi$/\1/p' deploy/kubernetes/deployment.yaml | tail -n 1)
+  limit_mib=$(cd "$tools" && node --input-type=module -e '
+    import fs from "node:fs";
+    import YAML from "yaml";
+    const d = YAML.parse(fs.readFileSync(process.argv[1], "utf8"));
+    const c = d.spec.template.spec.containers.find((c) => c.name === "balance-exporter");
+    console.log(/^([0-9]+)Mi$/.exec(c.resources.limits.memory)[1]);
+  ' "$root/deploy/kubernetes/deployment.yaml")
   echo "deploy/kubernetes/deployment.yaml memory limit: ${limit_mib} MiB"
   ((limit_mib * 1024 >= 2 * hwm)) || { echo "memory limit is less than twice the measured peak"; return 1; }
 }
