@@ -43,9 +43,12 @@ export BALANCE_EXPORTER_BIN="$PWD/target/release/balance-exporter"
 step "end to end against an independent simulator (scripts/e2e)"
 python3 scripts/e2e/check.py "$BALANCE_EXPORTER_BIN"
 
+step "operations kit: rules, dashboard, Kubernetes, Docker, systemd (scripts/ops)"
+bash scripts/ops/test.sh
+
 step "shellcheck"
 apt_install shellcheck
-shellcheck scripts/*.sh .ci/run
+shellcheck scripts/*.sh scripts/ops/*.sh .ci/run
 
 echo
 echo "==> all checks passed"
