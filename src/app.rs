@@ -15,8 +15,9 @@ use crate::config::{Config, ConfigError};
 use crate::metrics::{Exposition, SelfMetrics};
 use crate::providers::{self, ProviderMetrics};
 use crate::scheduler::{Readiness, Scheduler, Shared};
-use crate::server::{self, ReloadRequest, ServerState};
+use crate::server::{self, ReloadRequest, ServerLimits, ServerState};
 use crate::upstream::Upstream;
+use crate::web_config::{WebConfigError, WebConfigFile};
 
 /// Where the configuration comes from; a file is re-read on reload.
 #[derive(Debug, Clone)]
@@ -42,6 +43,24 @@ pub struct Settings {
     /// `host:port`; port 0 picks a free port.
     pub listen_address: String,
     pub telemetry_path: String,
+    /// `--web.config.file`: TLS and basic auth for every endpoint.
+    pub web_config: Option<PathBuf>,
+    /// Abuse bounds of the HTTP server.
+    pub limits: ServerLimits,
+}
+
+impl Settings {
+    /// Settings for `config` on `listen_address` with the default telemetry path, no
+    /// web configuration and default limits.
+    pub fn new(config: ConfigSource, listen_address: impl Into<String>) -> Settings {
+        Settings {
+            config,
+            listen_address: listen_address.into(),
+            telemetry_path: "/metrics".into(),
+            web_config: None,
+            limits: ServerLimits::default(),
+        }
+    }
 }
 
 /// A built, bound, not yet running exporter.
@@ -50,6 +69,7 @@ pub struct Application {
     addr: SocketAddr,
     settings: Settings,
     config: Config,
+    web: Option<Arc<WebConfigFile>>,
     exposition: Arc<Exposition>,
     self_metrics: SelfMetrics,
     providers: ProviderMetrics,
@@ -60,6 +80,11 @@ pub struct Application {
 pub enum StartError {
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error("{path}: {source}")]
+    WebConfig {
+        path: String,
+        source: WebConfigError,
+    },
     #[error("cannot listen on {address}: {source}")]
     Bind {
         address: String,
@@ -71,6 +96,15 @@ impl Application {
     /// Load the configuration, register metrics and bind the listener.
     pub async fn build(settings: Settings) -> Result<Application, StartError> {
         let config = settings.config.load()?;
+        let web = match &settings.web_config {
+            Some(path) => Some(Arc::new(WebConfigFile::load(path).map_err(|source| {
+                StartError::WebConfig {
+                    path: path.display().to_string(),
+                    source,
+                }
+            })?)),
+            None => None,
+        };
         let listener = TcpListener::bind(&settings.listen_address)
             .await
             .map_err(|source| StartError::Bind {
@@ -90,6 +124,7 @@ impl Application {
             addr,
             settings,
             config,
+            web,
             exposition,
             self_metrics,
             providers,
@@ -121,6 +156,8 @@ impl Application {
             readiness,
             telemetry_path: self.settings.telemetry_path.clone(),
             reload: reload_tx.clone(),
+            web: self.web.clone(),
+            limits: self.settings.limits,
         });
         spawn_sighup(reload_tx);
 
@@ -132,7 +169,15 @@ impl Application {
             state,
             stop.clone().cancelled_owned(),
         ));
-        tracing::info!(address = %self.addr, telemetry_path = %self.settings.telemetry_path, "listening");
+        let tls = self
+            .web
+            .as_ref()
+            .is_some_and(|w| w.current().tls().is_some());
+        let basic_auth = self
+            .web
+            .as_ref()
+            .is_some_and(|w| w.current().requires_auth());
+        tracing::info!(address = %self.addr, telemetry_path = %self.settings.telemetry_path, tls, basic_auth, "listening");
 
         tokio::pin!(shutdown);
         loop {

@@ -1,9 +1,11 @@
 //! The `Collector` trait every provider collector implements, and the error whose
 //! variant becomes the `reason` label of `balance_exporter_collector_errors_total`.
 
+use std::future::Future;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
+use tokio::time::Instant;
 
 /// Why one collection attempt failed. Each variant maps to exactly one `reason` label.
 ///
@@ -75,6 +77,22 @@ impl CollectError {
     pub fn decode(msg: impl std::fmt::Display) -> Self {
         CollectError::Decode(msg.to_string())
     }
+}
+
+tokio::task_local! {
+    static DEADLINE: Instant;
+}
+
+/// Run one collection attempt that must be over by `deadline` (the start of the next
+/// attempt). Retries inside the attempt never go past it; see [`deadline`].
+pub async fn with_deadline<F: Future>(deadline: Instant, attempt: F) -> F::Output {
+    DEADLINE.scope(deadline, attempt).await
+}
+
+/// The deadline of the collection attempt running on this task, if any. Without one
+/// (a client called outside the scheduler) a request is tried once.
+pub fn deadline() -> Option<Instant> {
+    DEADLINE.try_with(|d| *d).ok()
 }
 
 /// One unit of polling: fetch from upstream, parse, and write gauges.

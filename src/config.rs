@@ -43,6 +43,10 @@ impl Default for Timing {
     }
 }
 
+/// The longest duration any setting accepts: far beyond any sensible poll cadence,
+/// and far from the clock arithmetic overflowing.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// Default of `max_concurrent_requests`.
 pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 16;
 
@@ -170,7 +174,8 @@ pub struct Fields<'p> {
 }
 
 impl<'p> Fields<'p> {
-    fn new(path: String, map: Map<String, Value>, problems: &'p mut Vec<String>) -> Self {
+    /// Read `map`, found at `path`, recording problems into `problems`.
+    pub fn new(path: String, map: Map<String, Value>, problems: &'p mut Vec<String>) -> Self {
         Fields {
             path,
             map,
@@ -256,6 +261,10 @@ impl<'p> Fields<'p> {
         match humantime::parse_duration(s.trim()) {
             Ok(d) if d.is_zero() => {
                 self.problem(key, "must be longer than zero");
+                None
+            }
+            Ok(d) if d > MAX_DURATION => {
+                self.problem(key, format!("`{s}` is longer than the limit of 365 days"));
                 None
             }
             Ok(d) => Some(d),
@@ -471,7 +480,37 @@ pub enum SecretSource {
 #[derive(Debug)]
 pub struct Secret {
     source: SecretSource,
-    cache: Mutex<Option<(Option<SystemTime>, SecretString)>>,
+    cache: Mutex<Option<(Option<FileStamp>, SecretString)>>,
+}
+
+/// What identifies one version of a file without reading it: modification time,
+/// size and (on Unix) device and inode. A Kubernetes Secret rotation swaps a
+/// symlink to a new file, which changes the inode even when the clock is coarse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp {
+    modified: SystemTime,
+    len: u64,
+    inode: (u64, u64),
+}
+
+impl FileStamp {
+    /// The stamp of the file `path` points to (symlinks followed); `None` when the
+    /// file system keeps no modification time.
+    pub fn of(path: &Path) -> std::io::Result<Option<FileStamp>> {
+        let meta = std::fs::metadata(path)?;
+        #[cfg(unix)]
+        let inode = {
+            use std::os::unix::fs::MetadataExt;
+            (meta.dev(), meta.ino())
+        };
+        #[cfg(not(unix))]
+        let inode = (0, 0);
+        Ok(meta.modified().ok().map(|modified| FileStamp {
+            modified,
+            len: meta.len(),
+            inode,
+        }))
+    }
 }
 
 impl Clone for Secret {
@@ -505,13 +544,11 @@ impl Secret {
                 Err(_) => Err(format!("environment variable {name} is not set")),
             },
             SecretSource::File(path) => {
-                let mtime = std::fs::metadata(path)
-                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?
-                    .modified()
-                    .ok();
+                let stamp = FileStamp::of(path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
                 let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-                if let Some((cached_mtime, value)) = cache.as_ref() {
-                    if mtime.is_some() && *cached_mtime == mtime {
+                if let Some((cached, value)) = cache.as_ref() {
+                    if stamp.is_some() && *cached == stamp {
                         return Ok(value.clone());
                     }
                 }
@@ -522,7 +559,7 @@ impl Secret {
                     return Err(format!("{} is empty", path.display()));
                 }
                 let value = SecretString::from(text.to_string());
-                *cache = Some((mtime, value.clone()));
+                *cache = Some((stamp, value.clone()));
                 Ok(value)
             }
         }

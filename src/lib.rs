@@ -15,6 +15,7 @@ pub mod server;
 pub mod simulator;
 pub mod telemetry;
 pub mod upstream;
+pub mod web_config;
 
 /// `--version` output: version, revision and compiler.
 pub const VERSION_LINE: &str = concat!(

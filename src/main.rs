@@ -8,11 +8,12 @@ use balance_exporter::app::{Application, ConfigSource, Settings};
 use balance_exporter::cli::{listen_address, Cli};
 use balance_exporter::config::Config;
 use balance_exporter::telemetry;
+use balance_exporter::web_config::WebConfig;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if cli.config_check {
-        return match Config::load(&cli.config_file) {
+        let mut valid = match Config::load(&cli.config_file) {
             Ok(c) => {
                 println!(
                     "{}: configuration is valid ({} Ace Data Cloud and {} Yeastar account(s))",
@@ -20,19 +21,29 @@ fn main() -> ExitCode {
                     c.acedata.len(),
                     c.yeastar.len()
                 );
-                ExitCode::SUCCESS
+                true
             }
             Err(e) => {
                 eprintln!("{}: {e}", cli.config_file.display());
-                ExitCode::from(1)
+                false
             }
+        };
+        if let Some(path) = &cli.web_config_file {
+            match WebConfig::load(path) {
+                Ok(_) => println!("{}: web configuration is valid", path.display()),
+                Err(e) => {
+                    eprintln!("{}: {e}", path.display());
+                    valid = false;
+                }
+            }
+        }
+        return if valid {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::from(1)
         };
     }
     telemetry::init(cli.log_level, cli.log_format);
-    if let Some(path) = &cli.web_config_file {
-        tracing::error!(path = %path.display(), "--web.config.file (TLS and basic auth) is not supported by this version; protect /metrics with a reverse proxy or a NetworkPolicy instead");
-        return ExitCode::from(2);
-    }
     if !cli.telemetry_path.starts_with('/') {
         tracing::error!(path = %cli.telemetry_path, "--web.telemetry-path must start with /");
         return ExitCode::from(2);
@@ -65,9 +76,9 @@ async fn run(cli: Cli) -> ExitCode {
         (ConfigSource::File(cli.config_file.clone()), None)
     };
     let settings = Settings {
-        config,
-        listen_address: listen,
         telemetry_path: cli.telemetry_path.clone(),
+        web_config: cli.web_config_file.clone(),
+        ..Settings::new(config, listen)
     };
     let app = match Application::build(settings).await {
         Ok(app) => app,

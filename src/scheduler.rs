@@ -140,9 +140,11 @@ async fn run(
             _ = tokio::time::sleep_until(next) => {}
         }
         let started = Instant::now();
+        // Retries inside the attempt must be over when the next attempt is due.
+        let deadline = started + timing.interval;
         let result = tokio::select! {
             _ = cancel.cancelled() => break,
-            r = collector.collect() => r,
+            r = crate::collector::with_deadline(deadline, collector.collect()) => r,
         };
         let elapsed = started.elapsed();
         m.duration

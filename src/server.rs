@@ -10,7 +10,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE};
+use hyper::header::{
+    HeaderValue, ALLOW, AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE,
+};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -21,6 +23,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::metrics::Exposition;
 use crate::scheduler::Readiness;
+use crate::web_config::WebConfigFile;
 
 /// A reload request: the app answers on the enclosed channel.
 pub type ReloadRequest = oneshot::Sender<Result<(), String>>;
@@ -31,12 +34,39 @@ pub struct ServerState {
     pub readiness: Arc<Readiness>,
     pub telemetry_path: String,
     pub reload: mpsc::Sender<ReloadRequest>,
+    /// TLS and basic auth (`--web.config.file`); `None` serves plain, open HTTP.
+    pub web: Option<Arc<WebConfigFile>>,
+    pub limits: ServerLimits,
 }
 
-/// Concurrent connections served at once; further ones wait in the backlog.
-pub const MAX_CONNECTIONS: usize = 4096;
-/// Time a client has to send its request headers.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bounds that keep the server up under abuse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// Connections served at once; further ones wait in the listen backlog.
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers (and, with TLS, to finish the
+    /// handshake); an idle keep-alive connection is closed after it too.
+    pub header_read_timeout: Duration,
+    /// Largest request head (request line and headers) in bytes; larger → 431.
+    pub max_header_bytes: usize,
+    /// Most header fields in a request; more → 431.
+    pub max_headers: usize,
+    /// Largest request body announced; larger → 413. No endpoint reads a body.
+    pub max_body_bytes: u64,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits {
+            max_connections: 4096,
+            header_read_timeout: Duration::from_secs(10),
+            max_header_bytes: 16 * 1024,
+            max_headers: 64,
+            max_body_bytes: 16 * 1024,
+        }
+    }
+}
+
 /// Time in-flight responses get to finish after a shutdown signal.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -50,8 +80,16 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let graceful = GracefulShutdown::new();
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let limits = state.limits;
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let landing = Bytes::from(landing_page(&state.telemetry_path));
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8192))
+        .max_headers(limits.max_headers)
+        .keep_alive(true);
     tokio::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -63,6 +101,7 @@ pub async fn serve(
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
                 Err(e) => {
+                    // Typically out of file descriptors: back off instead of spinning.
                     tracing::warn!(error = %e, "accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
@@ -70,6 +109,9 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
+        // The TLS settings in force when the connection arrives (certificates can
+        // be rotated while running).
+        let tls = state.web.as_ref().and_then(|w| w.current().tls().cloned());
         let state = state.clone();
         let landing = landing.clone();
         let service = service_fn(move |req| {
@@ -77,16 +119,33 @@ pub async fn serve(
             let landing = landing.clone();
             async move { Ok::<_, Infallible>(route(req, &state, landing).await) }
         });
-        let conn = http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT)
-            .max_buf_size(64 * 1024)
-            .keep_alive(true)
-            .serve_connection(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let _ = conn.await;
-            drop(permit);
+            let _permit = permit;
+            match tls {
+                None => {
+                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    let _ = watcher.watch(conn).await;
+                }
+                Some(acceptor) => {
+                    let handshake =
+                        tokio::time::timeout(limits.header_read_timeout, acceptor.accept(stream));
+                    let stream = match handshake.await {
+                        Ok(Ok(s)) => s,
+                        Ok(Err(e)) => {
+                            tracing::debug!(error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!("TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    let _ = watcher.watch(conn).await;
+                }
+            }
         });
     }
     drop(listener);
@@ -140,11 +199,38 @@ fn method_not_allowed(allow: &'static str) -> Response<Full<Bytes>> {
     r
 }
 
+fn unauthorized() -> Response<Full<Bytes>> {
+    let mut r = text(StatusCode::UNAUTHORIZED, "Unauthorized\n");
+    r.headers_mut().insert(
+        WWW_AUTHENTICATE,
+        HeaderValue::from_static("Basic realm=\"balance-exporter\""),
+    );
+    r
+}
+
 async fn route(
     req: Request<Incoming>,
     state: &ServerState,
     landing: Bytes,
 ) -> Response<Full<Bytes>> {
+    // As in the exporter-toolkit, basic auth guards every path.
+    if let Some(web) = &state.web {
+        let web = web.current();
+        let credentials = req.headers().get(AUTHORIZATION).map(HeaderValue::as_bytes);
+        if web.requires_auth() && !web.authorize(credentials).await {
+            return unauthorized();
+        }
+    }
+    let announced = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > state.limits.max_body_bytes) {
+        let mut r = text(StatusCode::PAYLOAD_TOO_LARGE, "Payload Too Large\n");
+        r.headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+        return r;
+    }
     let path = req.uri().path();
     let get = matches!(*req.method(), Method::GET | Method::HEAD);
     if path == state.telemetry_path {

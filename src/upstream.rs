@@ -1,19 +1,126 @@
 //! The shared HTTP client every provider uses: one connection pool, a bound on the
-//! requests in flight across all accounts, per-request timeout, a body-size cap, and
-//! the mapping of transport and HTTP failures to [`CollectError`].
+//! requests in flight across all accounts, per-request timeout, a body-size cap,
+//! retries with exponential backoff and jitter, and the mapping of transport and HTTP
+//! failures to [`CollectError`].
+//!
+//! Retries stay inside the collection attempt: a retry is only started when it can
+//! finish before the attempt's deadline ([`crate::collector::deadline`], the start of
+//! the next attempt). Timeouts, connection failures, 5xx and 429 are retried; other
+//! 4xx are not (a Yeastar 401 is retried once by its collector, after renewing the
+//! token). A 429's `Retry-After` is honoured: the retry waits at least that long, and
+//! when that does not fit, the error carries it so the scheduler waits too.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
+use rand::Rng;
 use reqwest::{RequestBuilder, Response, StatusCode};
 use tokio::sync::Semaphore;
+use tokio::time::Instant;
 
 use crate::collector::CollectError;
 
 /// Default cap on a response body; larger answers are a decode error.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// The longest `Retry-After` taken at its word; longer ones are cut to this, so a
+/// garbled header cannot stop polling for days.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
+
+/// How failed requests are retried inside one collection attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Tries per request, the first included.
+    pub max_attempts: u32,
+    /// Backoff before the first retry; doubles with each further retry.
+    pub base_delay: Duration,
+    /// Longest backoff (before jitter).
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 4,
+            base_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(8),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before retry number `retry` (1 = the first retry): exponential, with
+    /// "equal jitter" (half fixed, half random) so that accounts failing together do
+    /// not retry in lockstep.
+    pub fn backoff(&self, retry: u32) -> Duration {
+        let exp = self
+            .base_delay
+            .saturating_mul(1u32 << retry.saturating_sub(1).min(20))
+            .min(self.max_delay);
+        let half = exp / 2;
+        if half.is_zero() {
+            return exp;
+        }
+        half + rand::rng().random_range(Duration::ZERO..=half)
+    }
+
+    /// How long to wait before retrying after `error` on try number `attempt`, or
+    /// `None` when the error is not worth retrying or the tries are used up.
+    pub fn delay_after(&self, error: &CollectError, attempt: u32) -> Option<Duration> {
+        if attempt >= self.max_attempts {
+            return None;
+        }
+        match error {
+            CollectError::RateLimited {
+                retry_after: Some(wait),
+            } => Some(*wait + self.backoff(1) / 2),
+            CollectError::RateLimited { retry_after: None }
+            | CollectError::Timeout
+            | CollectError::Connect(_) => Some(self.backoff(attempt)),
+            CollectError::HttpStatus { status, .. } if *status >= 500 || *status == 408 => {
+                Some(self.backoff(attempt))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Settings of the shared client; [`Default`] is what the exporter runs with.
+#[derive(Clone)]
+pub struct UpstreamOptions {
+    /// Requests in flight at once over all accounts.
+    pub max_concurrent: usize,
+    /// Cap on a response body.
+    pub max_body_bytes: usize,
+    /// Limit of establishing a connection (the request `timeout` applies as well).
+    pub connect_timeout: Duration,
+    pub retry: RetryPolicy,
+    /// Name resolution; `None` is the system resolver.
+    pub resolver: Option<Arc<dyn reqwest::dns::Resolve>>,
+}
+
+impl Default for UpstreamOptions {
+    fn default() -> Self {
+        UpstreamOptions {
+            max_concurrent: crate::config::DEFAULT_MAX_CONCURRENT_REQUESTS,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            connect_timeout: Duration::from_secs(10),
+            retry: RetryPolicy::default(),
+            resolver: None,
+        }
+    }
+}
+
+/// `dns_resolver` wants a sized resolver.
+struct SharedResolver(Arc<dyn reqwest::dns::Resolve>);
+
+impl reqwest::dns::Resolve for SharedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        self.0.resolve(name)
+    }
+}
 
 /// A successful (2xx) upstream answer.
 #[derive(Debug)]
@@ -28,21 +135,37 @@ pub struct Upstream {
     client: reqwest::Client,
     in_flight: Arc<Semaphore>,
     max_body: usize,
+    retry: RetryPolicy,
 }
 
 impl Upstream {
     /// A client allowing at most `max_concurrent` requests in flight at once.
     pub fn new(max_concurrent: usize) -> Self {
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
+        Upstream::with_options(UpstreamOptions {
+            max_concurrent,
+            ..UpstreamOptions::default()
+        })
+    }
+
+    /// A client with explicit settings.
+    pub fn with_options(opts: UpstreamOptions) -> Self {
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(opts.connect_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
-            .user_agent(concat!("balance-exporter/", env!("CARGO_PKG_VERSION")))
+            // Never follow a redirect: it could carry the bearer token to another host.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("balance-exporter/", env!("CARGO_PKG_VERSION")));
+        if let Some(resolver) = opts.resolver {
+            builder = builder.dns_resolver(Arc::new(SharedResolver(resolver)));
+        }
+        let client = builder
             .build()
             .expect("a client with static settings builds");
         Upstream {
             client,
-            in_flight: Arc::new(Semaphore::new(max_concurrent.max(1))),
-            max_body: DEFAULT_MAX_BODY_BYTES,
+            in_flight: Arc::new(Semaphore::new(opts.max_concurrent.max(1))),
+            max_body: opts.max_body_bytes,
+            retry: opts.retry,
         }
     }
 
@@ -51,9 +174,48 @@ impl Upstream {
         &self.client
     }
 
-    /// Send `request` with `timeout` covering connect, headers and body, and return
-    /// the body of a 2xx answer. Non-2xx answers become errors by status.
+    /// Send `request` and return the body of a 2xx answer; non-2xx answers become
+    /// errors by status. Each try is limited by `timeout` (connect, headers and
+    /// body); failed tries are retried as the module documentation says.
     pub async fn send(
+        &self,
+        request: RequestBuilder,
+        timeout: Duration,
+    ) -> Result<Answer, CollectError> {
+        let deadline = crate::collector::deadline();
+        let mut attempt = 1;
+        let mut limit = timeout;
+        loop {
+            // Every request the providers build has a clonable (in-memory) body.
+            let Some(this_try) = request.try_clone() else {
+                return self.send_once(request, limit).await;
+            };
+            let error = match self.send_once(this_try, limit).await {
+                Ok(answer) => return Ok(answer),
+                Err(e) => e,
+            };
+            let Some(delay) = self.retry.delay_after(&error, attempt) else {
+                return Err(error);
+            };
+            let Some(deadline) = deadline else {
+                return Err(error);
+            };
+            let starts = Instant::now() + delay;
+            // A retry needs time to do something useful before the deadline.
+            let left = deadline.saturating_duration_since(starts);
+            if left < timeout.min(MIN_RETRY_WINDOW) {
+                tracing::debug!(reason = error.reason(), error = %error, attempt, "not retrying: the next try would not finish before the next poll");
+                return Err(error);
+            }
+            tracing::debug!(reason = error.reason(), error = %error, attempt, retry_in_seconds = delay.as_secs_f64(), "upstream request failed; retrying");
+            tokio::time::sleep(delay).await;
+            attempt += 1;
+            limit = timeout.min(left);
+        }
+    }
+
+    /// One try: wait for a slot, send, read the capped body, map the status.
+    async fn send_once(
         &self,
         request: RequestBuilder,
         timeout: Duration,
@@ -91,14 +253,19 @@ impl Upstream {
     }
 }
 
+/// The shortest time left before the deadline for which a retry is still started
+/// (or the request timeout, when that is shorter).
+const MIN_RETRY_WINDOW: Duration = Duration::from_secs(1);
+
 fn map_transport(e: reqwest::Error) -> CollectError {
     if e.is_timeout() {
         CollectError::Timeout
     } else if e.is_connect() {
         CollectError::Connect(root_cause(&e))
-    } else if e.is_decode() || e.is_body() {
+    } else if e.is_decode() {
         CollectError::Decode(root_cause(&e))
     } else {
+        // Includes a connection closed while the body was being read.
         CollectError::Connect(root_cause(&e))
     }
 }
@@ -143,14 +310,14 @@ fn retry_after(response: &Response) -> Option<Duration> {
         .to_str()
         .ok()?
         .trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let when = httpdate_parse(value)?;
-    Some(
-        when.duration_since(std::time::SystemTime::now())
-            .unwrap_or(Duration::ZERO),
-    )
+    let wait = if let Ok(secs) = value.parse::<u64>() {
+        Duration::from_secs(secs)
+    } else {
+        httpdate_parse(value)?
+            .duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO)
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
 }
 
 fn httpdate_parse(s: &str) -> Option<std::time::SystemTime> {

@@ -22,13 +22,14 @@ pub struct StatusCollector {
 }
 
 /// What the spend remaining to the next level is: the threshold of the lowest level
-/// above the current one, minus the invitee spend. `None` at the top level.
+/// above the current one, minus the invitee spend. `None` at the top level (and for
+/// values too large to subtract).
 pub fn next_level_spend_remaining(status: &Status, levels: &[Level]) -> Option<Decimal> {
     levels
         .iter()
         .filter(|l| l.level > status.level.level)
         .min_by_key(|l| l.level)
-        .map(|next| next.threshold - status.price)
+        .and_then(|next| next.threshold.checked_sub(status.price))
 }
 
 impl StatusCollector {

@@ -40,19 +40,51 @@ pub struct Totals {
     pub last_record: Option<f64>,
 }
 
+impl Sums {
+    /// `self + other`; sums beyond what a decimal holds (about 7.9e28) are a decode
+    /// error rather than a panic (which would abort the release binary).
+    fn checked_add(self, other: Sums) -> Result<Sums, CollectError> {
+        let overflow = || CollectError::decode("commission history sums overflow");
+        Ok(Sums {
+            records: self.records.saturating_add(other.records),
+            reward: self.reward.checked_add(other.reward).ok_or_else(overflow)?,
+            order_amount: self
+                .order_amount
+                .checked_add(other.order_amount)
+                .ok_or_else(overflow)?,
+        })
+    }
+}
+
 impl Totals {
-    fn add(&mut self, r: &HistoryRecord) {
+    fn add(&mut self, r: &HistoryRecord) -> Result<(), CollectError> {
+        let one = Sums {
+            records: 1,
+            reward: r.reward,
+            order_amount: r.order_amount(),
+        };
         let s = if r.invalid {
             &mut self.invalid
         } else {
             &mut self.valid
         };
-        s.records += 1;
-        s.reward += r.reward;
-        s.order_amount += r.order_amount();
+        *s = s.checked_add(one)?;
         if let Some(t) = r.created_at {
             self.last_record = Some(self.last_record.map_or(t, |l| l.max(t)));
         }
+        Ok(())
+    }
+
+    /// The sum of two totals (the newest record time is the later one).
+    fn checked_add(&self, other: &Totals) -> Result<Totals, CollectError> {
+        Ok(Totals {
+            valid: self.valid.checked_add(other.valid)?,
+            invalid: self.invalid.checked_add(other.invalid)?,
+            last_record: match (self.last_record, other.last_record) {
+                (Some(a), Some(b)) => Some(a.max(b)),
+                (a, b) => a.or(b),
+            },
+        })
     }
 }
 
@@ -123,10 +155,11 @@ impl Found {
         }
     }
 
-    fn take(&mut self, r: &HistoryRecord) {
+    fn take(&mut self, r: &HistoryRecord) -> Result<(), CollectError> {
         if self.ids.insert(r.id.clone()) {
-            self.added.add(r);
+            self.added.add(r)?;
         }
+        Ok(())
     }
 
     fn len(&self) -> u64 {
@@ -227,7 +260,9 @@ impl HistorySync {
         let mut offset = 0;
         loop {
             if let Some(at) = page.iter().position(|r| r.id == m.first_id) {
-                page[..at].iter().for_each(|r| found.take(r));
+                for r in &page[..at] {
+                    found.take(r)?;
+                }
                 if m.count + found.len() != count {
                     return Ok(false);
                 }
@@ -239,10 +274,12 @@ impl HistorySync {
                         last_id: m.last_id.clone(),
                         order: ListOrder::NewestFirst,
                     },
-                );
+                )?;
                 return Ok(true);
             }
-            page.iter().for_each(|r| found.take(r));
+            for r in &page {
+                found.take(r)?;
+            }
             offset += page.len() as u64;
             if page.is_empty() || offset >= count || found.len() > count - m.count {
                 return Ok(false);
@@ -269,7 +306,7 @@ impl HistorySync {
         let mut skip = 1;
         loop {
             for r in &page[skip..] {
-                found.take(r);
+                found.take(r)?;
                 last_id = r.id.clone();
             }
             offset += page.len() as u64;
@@ -295,21 +332,14 @@ impl HistorySync {
                 last_id,
                 order,
             },
-        );
+        )?;
         Ok(true)
     }
 
-    fn apply(&mut self, added: Totals, marker: Marker) {
-        let t = &mut self.totals;
-        for (sum, add) in [(&mut t.valid, added.valid), (&mut t.invalid, added.invalid)] {
-            sum.records += add.records;
-            sum.reward += add.reward;
-            sum.order_amount += add.order_amount;
-        }
-        if let Some(l) = added.last_record {
-            t.last_record = Some(t.last_record.map_or(l, |o| o.max(l)));
-        }
+    fn apply(&mut self, added: Totals, marker: Marker) -> Result<(), CollectError> {
+        self.totals = self.totals.checked_add(&added)?;
         self.marker = Some(marker);
+        Ok(())
     }
 
     async fn full<S: PageSource>(&mut self, src: &mut S) -> Result<(), CollectError> {
@@ -348,7 +378,9 @@ impl HistorySync {
         let mut offset = 0u64;
         let mut consistent = true;
         loop {
-            page.iter().for_each(|r| totals.add(r));
+            for r in &page {
+                totals.add(r)?;
+            }
             if let Some(r) = page.last() {
                 last = Some((r.id.clone(), r.created_at));
             }

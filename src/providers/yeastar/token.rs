@@ -92,7 +92,8 @@ impl TokenManager {
 
     fn store(&mut self, grant: super::model::TokenGrant) -> SecretString {
         let now = Instant::now();
-        let lifetime = Duration::from_secs(grant.expires_in);
+        // Capped so that a nonsensical `expiresIn` cannot overflow the clock.
+        let lifetime = Duration::from_secs(grant.expires_in).min(REFRESH_TOKEN_LIFETIME);
         // Renew when a fifth of the lifetime (at most 5 minutes) is left.
         let margin = (lifetime / 5).min(Duration::from_secs(300));
         let access = SecretString::from(grant.token);
