@@ -274,9 +274,12 @@ fn parse_users(root: &mut Fields<'_>) -> BTreeMap<String, String> {
             root.problem_at(&path, "must be a bcrypt hash (a string like $2y$10$…)");
             continue;
         };
-        if let Err(e) = hash.parse::<bcrypt::HashParts>() {
-            // The hash itself is not a secret, but it is not echoed either.
-            root.problem_at(&path, format!("is not a bcrypt hash ({e})"));
+        if hash.parse::<bcrypt::HashParts>().is_err() {
+            // Not echoed: a plain-text password put here by mistake must not reach a log.
+            root.problem_at(
+                &path,
+                "is not a bcrypt hash (like $2y$10$ followed by 53 characters; make one with `htpasswd -nBC 10 \"\" | tr -d ':'`)",
+            );
             continue;
         }
         users.insert(user, hash.to_string());

@@ -95,7 +95,11 @@ async fn connect_timeout_is_timeout() {
 #[tokio::test]
 async fn read_timeout_is_timeout_and_retries_stop_at_the_deadline() {
     let sim = simulator().await;
-    sim.inject_fault(Route::AcedataBalance, Fault::Delay(Duration::from_secs(5)), None);
+    sim.inject_fault(
+        Route::AcedataBalance,
+        Fault::Delay(Duration::from_secs(5)),
+        None,
+    );
     let (r, took) = balance_attempt(&sim.base_url()).await;
     assert_eq!(reason(&r), "timeout", "{r:?}");
     // 300 ms per try, retried while a try still fits in the 2 s budget.
@@ -118,7 +122,11 @@ async fn server_errors_are_http_status_and_retried() {
     sim.inject_fault(Route::AcedataBalance, Fault::Status(503), None);
     let (r, _) = balance_attempt(&sim.base_url()).await;
     assert_eq!(reason(&r), "http_status", "{r:?}");
-    assert_eq!(sim.request_count(Route::AcedataBalance), 4, "every try used");
+    assert_eq!(
+        sim.request_count(Route::AcedataBalance),
+        4,
+        "every try used"
+    );
 
     // A transient 500 is absorbed by one retry.
     let sim = simulator().await;
@@ -230,7 +238,9 @@ async fn bad_bodies_are_decode_errors_and_not_retried() {
 
 #[tokio::test]
 async fn numeric_strings_that_are_not_numbers_are_decode_errors_never_zero() {
-    for credits in ["NaN", "Infinity", "1.2.3", "12,50", "", " ", "0x10", "1e999"] {
+    for credits in [
+        "NaN", "Infinity", "1.2.3", "12,50", "", " ", "0x10", "1e999",
+    ] {
         let (addr, _) = raw_server(Raw::Fixed {
             status: 200,
             content_type: "application/json",

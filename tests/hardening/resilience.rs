@@ -59,7 +59,11 @@ async fn last_good_values_stay_until_max_staleness_then_go() {
     })
     .await
     .expect("the failure shows");
-    assert_eq!(value(&m, CREDITS), Some(100.0), "last good value kept:\n{m}");
+    assert_eq!(
+        value(&m, CREDITS),
+        Some(100.0),
+        "last good value kept:\n{m}"
+    );
     assert!(value(&m, LAST_SUCCESS).is_some());
 
     // Gone once max_staleness has passed since the last success.
@@ -78,7 +82,10 @@ async fn last_good_values_stay_until_max_staleness_then_go() {
     let tries = sim.request_count(Route::AcedataBalance) as f64;
     assert!(counted >= 2.0, "{counted}");
     assert!(tries > counted, "{tries} tries, {counted} counted");
-    assert!(tries <= counted * 4.0 + 4.0, "{tries} tries, {counted} counted");
+    assert!(
+        tries <= counted * 4.0 + 4.0,
+        "{tries} tries, {counted} counted"
+    );
     assert_eq!(value(&m, &errors("timeout")), Some(0.0));
 
     sim.clear_faults();
@@ -175,7 +182,11 @@ async fn invalid_reload_is_rejected_and_the_old_config_keeps_running() {
     let path = dir.join("config.yaml");
     let good = balance_only(&sim.base_url(), &format!("token: {ACE_TOKEN}"), "1m");
     write(&path, &good);
-    let app = TestApp::spawn(Settings::new(ConfigSource::File(path.clone()), "127.0.0.1:0")).await;
+    let app = TestApp::spawn(Settings::new(
+        ConfigSource::File(path.clone()),
+        "127.0.0.1:0",
+    ))
+    .await;
     eventually(Duration::from_secs(5), || async {
         value(&app.metrics().await, CREDITS)
     })
