@@ -221,8 +221,16 @@ impl<'p> Fields<'p> {
         match serde_json::from_value::<T>(value.clone()) {
             Ok(v) => Some(v),
             Err(e) => {
-                let expected = e.to_string();
-                let expected = expected.split(" at line").next().unwrap_or(&expected);
+                // serde names the offending value ("invalid type: integer `42`, …"),
+                // which could be a secret put under the wrong key: keep only what was
+                // expected.
+                let message = e.to_string();
+                let message = message.split(" at line").next().unwrap_or(&message);
+                let expected = match message.split_once(", expected ") {
+                    Some((_, what)) => format!("expected {what}"),
+                    None if message.starts_with("invalid ") => "has the wrong type".into(),
+                    None => message.to_string(),
+                };
                 self.problem(key, format!("{expected} (found {})", kind(&value)));
                 None
             }
@@ -663,6 +671,23 @@ surprise: 1
         ] {
             assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
         }
+    }
+
+    #[test]
+    fn mistyped_values_are_not_echoed() {
+        let err = Config::from_yaml(
+            "max_concurrent_requests: \"SECRET-1\"\nacedata:\n  - name: m\n    token: 987654321987\n    low_balance_threshold: \"SECRET-2\"\n",
+        )
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(
+            !text.contains("SECRET") && !text.contains("987654321987"),
+            "{text}"
+        );
+        assert!(
+            text.contains("acedata[0].token: expected a string"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -1,1 +1,351 @@
-//! placeholder
+//! The real binary at `--log.level debug`, in both log formats, against the simulator
+//! with faults on every route, token renewals, reloads (HTTP and SIGHUP, valid and
+//! invalid) and rejected scrapes: no secret appears in stdout, stderr, `/metrics` or
+//! any error body.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use balance_exporter::simulator::{Fault, Route, SimOptions, Simulator};
+
+use crate::support::*;
+
+// Every test secret carries the marker, so one grep finds any of them.
+const MARKER: &str = "SECRET";
+const ACE: &str = "ace-SECRET-token-7f3a9c";
+const ACE_ENV: &str = "ace-SECRET-env-token-0d0d";
+const YS_CLIENT_SECRET: &str = "ys-SECRET-client-secret-b21d";
+const YS_STATIC: &str = "ys-SECRET-static-token-55e0";
+const WEB_PASSWORD: &str = "web-SECRET-password-91c4";
+const ENV_NAME: &str = "BE_HARDENING_ACE_TOKEN";
+
+struct Output {
+    lines: Arc<Mutex<Vec<String>>>,
+}
+
+impl Output {
+    fn capture(stream: impl Read + Send + 'static) -> Output {
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let sink = lines.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stream).lines() {
+                let Ok(line) = line else { break };
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Output { lines }
+    }
+
+    fn text(&self) -> String {
+        self.lines.lock().unwrap().join("\n")
+    }
+
+    async fn wait_for(&self, what: &str, also: &str, limit: Duration) -> String {
+        let found = eventually(limit, || async {
+            self.lines
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| l.contains(what) && l.contains(also))
+                .cloned()
+        })
+        .await;
+        found.unwrap_or_else(|| panic!("no line with {what:?} and {also:?} in:\n{}", self.text()))
+    }
+}
+
+fn config(base_url: &str, dir: &std::path::Path, extra: &str) -> String {
+    format!(
+        r#"
+defaults:
+  interval: 1s
+  timeout: 500ms
+  max_staleness: 3s
+acedata:
+  - name: ace
+    base_url: {base_url}
+    token_file: {ace}
+  - name: ace-env
+    base_url: {base_url}
+    token_env: {ENV_NAME}
+yeastar:
+  - name: ys
+    base_url: {base_url}
+    client_id: {YS_ID}
+    client_secret_file: {ys}
+  - name: ys-static
+    base_url: {base_url}
+    access_token_file: {ys_static}
+{extra}"#,
+        ace = dir.join("ace-token").display(),
+        ys = dir.join("ys-secret").display(),
+        ys_static = dir.join("ys-static").display(),
+    )
+}
+
+fn signal(child: &Child, name: &str) {
+    let ok = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{name}");
+}
+
+async fn run(format: &str) {
+    let sim = Simulator::start(SimOptions::default()).await.unwrap();
+    sim.add_acedata_account(ACE);
+    sim.add_yeastar_client(YS_ID, YS_CLIENT_SECRET);
+    sim.add_yeastar_static_token(YS_STATIC);
+    // ACE_ENV is deliberately unknown upstream: it is rejected with 401 every time.
+    let dir = temp_dir(&format!("secrets-{format}"));
+    write(&dir.join("ace-token"), ACE);
+    write(&dir.join("ys-secret"), YS_CLIENT_SECRET);
+    write(&dir.join("ys-static"), YS_STATIC);
+    let config_path = dir.join("config.yaml");
+    write(&config_path, &config(&sim.base_url(), &dir, ""));
+    let web_path = dir.join("web.yml");
+    write(
+        &web_path,
+        &format!(
+            "basic_auth_users:\n  prometheus: {}\n",
+            bcrypt::hash(WEB_PASSWORD, 4).unwrap()
+        ),
+    );
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_balance-exporter"))
+        .args(["--config.file", config_path.to_str().unwrap()])
+        .args(["--web.config.file", web_path.to_str().unwrap()])
+        .args(["--web.listen-address", "127.0.0.1:0"])
+        .args(["--log.level", "debug", "--log.format", format])
+        .env(ENV_NAME, ACE_ENV)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = Output::capture(child.stdout.take().unwrap());
+    let stderr = Output::capture(child.stderr.take().unwrap());
+
+    let listening = stderr
+        .wait_for("listening", "127.0.0.1:", Duration::from_secs(10))
+        .await;
+    let port: u16 = listening
+        .split("127.0.0.1:")
+        .nth(1)
+        .unwrap()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let mut bodies = Vec::new();
+    let get = |path: &str, password: Option<&str>| {
+        let mut req = client.get(format!("{base}{path}"));
+        if let Some(p) = password {
+            req = req.basic_auth("prometheus", Some(p));
+        }
+        async move {
+            let r = req.send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let ready = eventually(Duration::from_secs(10), || async {
+        (get("/-/ready", Some(WEB_PASSWORD)).await.0 == 200).then_some(())
+    })
+    .await;
+    assert!(ready.is_some(), "{}", stderr.text());
+
+    // Faults on every route, a few times each, in turn.
+    for route in Route::ALL {
+        for fault in [
+            Fault::Status(401),
+            Fault::Status(403),
+            Fault::Status(500),
+            Fault::RateLimited {
+                retry_after: Some(1),
+            },
+            Fault::MalformedJson,
+            Fault::WrongTypes,
+            Fault::Html,
+            Fault::EmptyBody,
+            Fault::ApiError,
+            Fault::HugeBody(5 * 1024 * 1024),
+        ] {
+            sim.inject_fault(route, fault, Some(1));
+        }
+    }
+    // Until every reason has been seen (each fault is used once, retries included).
+    let seen_all = eventually(Duration::from_secs(15), || async {
+        let log = stderr.text();
+        [
+            "unauthorized",
+            "rate_limited",
+            "http_status",
+            "decode",
+            "api_error",
+            "retrying",
+        ]
+        .iter()
+        .all(|r| log.contains(r))
+        .then_some(())
+    })
+    .await;
+    assert!(seen_all.is_some(), "{}", stderr.text());
+    sim.clear_faults();
+    sim.expire_yeastar_tokens();
+    sim.revoke_yeastar_refresh_tokens();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    // Rejected and odd requests: their bodies are checked too.
+    bodies.push(get("/metrics", Some(WEB_PASSWORD)).await.1);
+    for (path, password, status) in [
+        ("/metrics", Some("wrong"), 401),
+        ("/metrics", None, 401),
+        ("/nope", Some(WEB_PASSWORD), 404),
+    ] {
+        let (s, body) = get(path, password).await;
+        assert_eq!(s, status, "{path}");
+        bodies.push(body);
+    }
+    let bad_basic = client
+        .get(format!("{base}/metrics"))
+        .basic_auth(WEB_PASSWORD, Some(WEB_PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_basic.status(), 401);
+    bodies.push(bad_basic.text().await.unwrap());
+
+    // A reload whose new config holds secrets in the wrong places is rejected, and
+    // the error body and log line do not repeat them.
+    rewrite(
+        &config_path,
+        &config(
+            &sim.base_url(),
+            &dir,
+            &format!("  - name: broken\n    access_token: {YS_STATIC}\n    client_id: x\n    colour: {ACE}\nmax_concurrent_requests: \"{ACE}\"\n"),
+        ),
+    );
+    let r = client
+        .post(format!("{base}/-/reload"))
+        .basic_auth("prometheus", Some(WEB_PASSWORD))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    bodies.push(r.text().await.unwrap());
+    stderr
+        .wait_for(
+            "reload rejected",
+            "previous configuration keeps running",
+            Duration::from_secs(3),
+        )
+        .await;
+
+    // SIGHUP: an invalid config is rejected with an error line, a valid one is taken.
+    signal(&child, "HUP");
+    let rejected = eventually(Duration::from_secs(3), || async {
+        let n = stderr
+            .lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains("reload rejected"))
+            .count();
+        (n >= 2).then_some(())
+    })
+    .await;
+    assert!(
+        rejected.is_some(),
+        "SIGHUP did not reload:\n{}",
+        stderr.text()
+    );
+    write(&config_path, &config(&sim.base_url(), &dir, ""));
+    let reloads_before = stderr.text().matches("configuration reloaded").count();
+    signal(&child, "HUP");
+    let reloaded = eventually(Duration::from_secs(3), || async {
+        (stderr.text().matches("configuration reloaded").count() > reloads_before).then_some(())
+    })
+    .await;
+    assert!(reloaded.is_some(), "{}", stderr.text());
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    bodies.push(get("/metrics", Some(WEB_PASSWORD)).await.1);
+
+    signal(&child, "TERM");
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    // Let the reader threads drain the pipes.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let log = stderr.text();
+    let out = stdout.text();
+    // The run did exercise what it claims to.
+    for needle in [
+        "collection failed",
+        "retrying",
+        "unauthorized",
+        "rate_limited",
+        "http_status",
+        "decode",
+        "api_error",
+        "reload rejected",
+        "configuration reloaded",
+        "stopped",
+    ] {
+        assert!(
+            log.contains(needle),
+            "{format} log lacks {needle:?}:\n{log}"
+        );
+    }
+    let mut secrets: Vec<String> = [ACE, ACE_ENV, YS_CLIENT_SECRET, YS_STATIC, WEB_PASSWORD]
+        .map(String::from)
+        .to_vec();
+    // The tokens the simulator issued and the exporter sent.
+    for req in sim.request_log() {
+        if let Some(token) = req
+            .authorization
+            .as_deref()
+            .and_then(|a| a.strip_prefix("Bearer "))
+        {
+            secrets.push(token.to_string());
+        }
+        if let Some(t) = req.form_param("refresh_token") {
+            secrets.push(t);
+        }
+    }
+    assert!(secrets.len() > 8, "issued tokens seen: {secrets:?}");
+    let everything = [log.as_str(), out.as_str()]
+        .into_iter()
+        .chain(bodies.iter().map(String::as_str));
+    for (i, text) in everything.enumerate() {
+        assert!(
+            !text.contains(MARKER),
+            "marker in output #{i} ({format}):\n{text}"
+        );
+        for s in &secrets {
+            assert!(
+                !text.contains(s.as_str()),
+                "a secret in output #{i} ({format}):\n{text}"
+            );
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_in_any_output_logfmt() {
+    run("logfmt").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_in_any_output_json() {
+    run("json").await;
+}
