@@ -125,7 +125,7 @@ impl SelfMetrics {
         let errors = IntCounterVec::new(
             Opts::new(
                 "balance_exporter_collector_errors_total",
-                "Failed collection attempts, by reason: one per scheduled attempt that failed after its retries (retries inside an attempt are not counted separately).",
+                "Failed collection attempts by reason: one per scheduled attempt that failed after its retries.",
             ),
             &["collector", "account", "reason"],
         )

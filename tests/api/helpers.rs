@@ -89,13 +89,9 @@ impl TestApp {
 
 /// Build and run the exporter with `source`.
 pub async fn spawn_with(source: ConfigSource) -> TestApp {
-    let app = Application::build(Settings {
-        config: source,
-        listen_address: "127.0.0.1:0".into(),
-        telemetry_path: "/metrics".into(),
-    })
-    .await
-    .expect("app builds");
+    let app = Application::build(Settings::new(source, "127.0.0.1:0"))
+        .await
+        .expect("app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(app.run_until_stopped(async move {
