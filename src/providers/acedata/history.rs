@@ -466,3 +466,177 @@ impl Collector for HistoryCollector {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Property: whatever the order, page size, appends, invalidations and full passes,
+    //! the incremental aggregates equal a full recount of what upstream lists, with
+    //! every record counted in the validity it had when it was last read.
+
+    use std::future::ready;
+
+    use futures_util::FutureExt;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::providers::acedata::model::Order;
+
+    #[derive(Debug, Clone)]
+    struct Rec {
+        record: HistoryRecord,
+        /// `invalid` as of the last time the sync read this record.
+        counted_invalid: bool,
+    }
+
+    struct Fake {
+        /// Oldest first.
+        records: Vec<Rec>,
+        newest_first: bool,
+    }
+
+    impl PageSource for Fake {
+        fn page(
+            &mut self,
+            limit: u64,
+            offset: u64,
+        ) -> impl Future<Output = Result<(u64, Vec<HistoryRecord>), CollectError>> + Send {
+            let n = self.records.len();
+            let listed: Vec<HistoryRecord> = (0..n)
+                .map(|i| if self.newest_first { n - 1 - i } else { i })
+                .skip(offset as usize)
+                .take(limit as usize)
+                .map(|i| self.records[i].record.clone())
+                .collect();
+            ready(Ok((n as u64, listed)))
+        }
+    }
+
+    impl Fake {
+        fn push(&mut self, cents: i64, price_cents: i64, invalid: bool) {
+            let i = self.records.len();
+            self.records.push(Rec {
+                record: HistoryRecord {
+                    id: format!("rec-{i}"),
+                    reward: Decimal::new(cents, 2),
+                    invalid,
+                    order: (price_cents > 0).then(|| Order {
+                        price: Decimal::new(price_cents, 2),
+                    }),
+                    created_at: Some(1.7e9 + i as f64),
+                },
+                counted_invalid: invalid,
+            });
+        }
+
+        fn recount(&self) -> Totals {
+            let mut t = Totals::default();
+            for r in &self.records {
+                let mut record = r.record.clone();
+                record.invalid = r.counted_invalid;
+                t.add(&record).unwrap();
+            }
+            t
+        }
+
+        fn all_read(&mut self) {
+            for r in &mut self.records {
+                r.counted_invalid = r.record.invalid;
+            }
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Append(Vec<(i64, i64, bool)>),
+        Invalidate(usize),
+        FullPass,
+        Sync,
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => prop::collection::vec((0i64..100_000, 0i64..1_000_000, any::<bool>()), 1..15)
+                .prop_map(Op::Append),
+            2 => any::<usize>().prop_map(Op::Invalidate),
+            1 => Just(Op::FullPass),
+            2 => Just(Op::Sync),
+        ]
+    }
+
+    fn sync(s: &mut HistorySync, fake: &mut Fake) {
+        let before = s.last_full;
+        s.sync(fake)
+            .now_or_never()
+            .expect("the fake never waits")
+            .unwrap();
+        if s.last_full != before {
+            // A full pass (planned or a fallback) reads every record as it is now.
+            fake.all_read();
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        #[test]
+        fn incremental_totals_equal_a_full_recount(
+            newest_first in any::<bool>(),
+            page_size in 1u32..8,
+            initial in prop::collection::vec((0i64..100_000, 0i64..1_000_000, any::<bool>()), 0..30),
+            ops in prop::collection::vec(op(), 0..25),
+        ) {
+            let mut fake = Fake { records: Vec::new(), newest_first };
+            for (c, p, inv) in initial {
+                fake.push(c, p, inv);
+            }
+            let mut s = HistorySync::new(page_size, Duration::from_secs(3600));
+            sync(&mut s, &mut fake);
+            prop_assert_eq!(*s.totals(), fake.recount());
+            for op in ops {
+                match &op {
+                    Op::Append(records) => {
+                        for &(c, p, inv) in records {
+                            fake.push(c, p, inv);
+                        }
+                    }
+                    Op::Invalidate(i) => {
+                        if !fake.records.is_empty() {
+                            let n = fake.records.len();
+                            let r = &mut fake.records[*i % n].record;
+                            r.invalid = !r.invalid;
+                        }
+                    }
+                    Op::FullPass => s.last_full = None,
+                    Op::Sync => {}
+                }
+                sync(&mut s, &mut fake);
+                prop_assert_eq!(*s.totals(), fake.recount(), "after {:?}", op);
+            }
+            // A full pass always catches up with every invalidation.
+            s.last_full = None;
+            sync(&mut s, &mut fake);
+            let mut current = fake.records.clone();
+            for r in &mut current {
+                r.counted_invalid = r.record.invalid;
+            }
+            prop_assert_eq!(*s.totals(), Fake { records: current, newest_first }.recount());
+        }
+    }
+
+    #[test]
+    fn sums_that_overflow_are_a_decode_error_not_a_panic() {
+        let mut fake = Fake {
+            records: Vec::new(),
+            newest_first: true,
+        };
+        for _ in 0..3 {
+            fake.push(i64::MAX, 0, false);
+        }
+        for r in &mut fake.records {
+            r.record.reward = Decimal::MAX;
+        }
+        let mut s = HistorySync::new(10, Duration::from_secs(3600));
+        let e = s.sync(&mut fake).now_or_never().unwrap().unwrap_err();
+        assert_eq!(e.reason(), "decode");
+    }
+}
