@@ -1,0 +1,8 @@
+//! `providers::yeastar::model::parse_token` on arbitrary bytes: an error is fine, a panic is a bug.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|body: &[u8]| {
+    let _ = balance_exporter::providers::yeastar::model::parse_token(body);
+});
