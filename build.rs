@@ -21,6 +21,14 @@ fn main() {
     println!("cargo:rustc-env=BALANCE_EXPORTER_REVISION={revision}");
     println!("cargo:rustc-env=BALANCE_EXPORTER_RUSTC_VERSION={rustc_version}");
     println!("cargo:rerun-if-env-changed=BALANCE_EXPORTER_REVISION");
-    println!("cargo:rerun-if-changed=.git/HEAD");
-    println!("cargo:rerun-if-changed=.git/refs/heads");
+    // In a worktree `.git` is a file; ask git where HEAD and the refs really are. A
+    // path that does not exist would make cargo rerun this script (and rebuild the
+    // crate) on every build.
+    for what in ["HEAD", "refs/heads"] {
+        let path = output("git", &["rev-parse", "--git-path", what])
+            .unwrap_or_else(|| format!(".git/{what}"));
+        if std::path::Path::new(&path).exists() {
+            println!("cargo:rerun-if-changed={path}");
+        }
+    }
 }

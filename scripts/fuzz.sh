@@ -46,11 +46,10 @@ else
   echo "==> no nightly toolchain: using $(rustc --version) with RUSTC_BOOTSTRAP=1"
 fi
 
-# Build every target once (sanitizer build of the whole crate: the slow part).
-echo "==> building ${targets[*]}"
-for t in "${targets[@]}"; do
-  cargo "${toolchain[@]}" fuzz build "$t"
-done
+# Build every target in one go (a sanitizer build of the whole crate: the slow part);
+# `cargo fuzz run` below then finds them up to date.
+echo "==> building the fuzz targets"
+cargo "${toolchain[@]}" fuzz build
 
 failed=()
 for t in "${targets[@]}"; do
