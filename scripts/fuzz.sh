@@ -11,8 +11,8 @@
 # fuzz/artifacts/<target>/ and makes the script exit non-zero.
 #
 # cargo-fuzz needs a nightly compiler (for -Zsanitizer). A nightly toolchain is used
-# when rustup has one; otherwise the stable compiler runs with RUSTC_BOOTSTRAP=1,
-# which unlocks the same unstable flags.
+# when rustup has one; otherwise (or with FUZZ_TOOLCHAIN=stable) the stable compiler
+# runs with RUSTC_BOOTSTRAP=1, which unlocks the same unstable flags.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,7 +38,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 
 toolchain=()
-if rustup run nightly rustc --version >/dev/null 2>&1; then
+if [ "${FUZZ_TOOLCHAIN:-auto}" != stable ] && rustup run nightly rustc --version >/dev/null 2>&1; then
   toolchain=(+nightly)
   echo "==> using $(rustup run nightly rustc --version)"
 else

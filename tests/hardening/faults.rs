@@ -315,7 +315,7 @@ async fn endless_body_stops_at_the_cap() {
     let e = r.unwrap_err();
     assert_eq!(e.reason(), "decode", "{e}");
     assert!(e.to_string().contains("cap"), "{e}");
-    assert!(took < Duration::from_millis(300), "read until {took:?}");
+    assert!(took < Duration::from_secs(1), "read until {took:?}");
     assert_eq!(accepted.load(Ordering::SeqCst), 1, "not retried");
 }
 
