@@ -30,8 +30,11 @@ bin=target/release/balance-exporter
 
 work=$(mktemp -d)
 pid=
+# shellcheck disable=SC2317  # invoked by the trap
 cleanup() {
-  [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+  if [ -n "$pid" ]; then
+    kill "$pid" 2>/dev/null || true
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
