@@ -75,9 +75,9 @@ const RECHECK_INTERVAL: Duration = Duration::from_secs(1);
 pub struct WebConfig {
     tls: Option<TlsAcceptor>,
     users: BTreeMap<String, String>,
-    /// Verified against when the user is unknown, so that an unknown user costs as
-    /// much time as a wrong password.
-    dummy_hash: String,
+    /// The highest bcrypt cost among the users: an unknown user's password is hashed
+    /// at this cost, so that it takes as long as checking a wrong password.
+    dummy_cost: u32,
     /// SHA-256 of (user, hash, password) of successful verifications.
     verified: Mutex<HashSet<[u8; 32]>>,
     verifications: Arc<Semaphore>,
@@ -149,24 +149,16 @@ impl WebConfig {
         if !problems.is_empty() {
             return Err(WebConfigError { problems });
         }
-        // As costly to check as the most costly real hash.
-        let dummy_hash = match users
+        let dummy_cost = users
             .values()
             .filter_map(|h| h.parse::<bcrypt::HashParts>().ok())
             .map(|p| p.get_cost())
             .max()
-        {
-            Some(cost) => {
-                bcrypt::hash(rand::random::<[u8; 16]>(), cost).map_err(|e| WebConfigError {
-                    problems: vec![format!("cannot prepare password checks: {e}")],
-                })?
-            }
-            None => String::new(),
-        };
+            .unwrap_or(bcrypt::DEFAULT_COST);
         Ok(WebConfig {
             tls,
             users,
-            dummy_hash,
+            dummy_cost,
             verified: Mutex::new(HashSet::new()),
             verifications: Arc::new(Semaphore::new(CONCURRENT_VERIFICATIONS)),
             files,
@@ -185,7 +177,8 @@ impl WebConfig {
 
     /// Whether the `Authorization` header value grants access. Always true without
     /// `basic_auth_users`. A known user with a wrong password and an unknown user
-    /// cost the same bcrypt verification; a successful one is remembered.
+    /// cost the same bcrypt work (for an unknown user the password is hashed at the
+    /// users' cost); a successful check is remembered.
     pub async fn authorize(&self, authorization: Option<&[u8]>) -> bool {
         if self.users.is_empty() {
             return true;
@@ -193,21 +186,26 @@ impl WebConfig {
         let Some((user, password)) = authorization.and_then(parse_basic) else {
             return false;
         };
-        let known = self.users.get(&user);
-        let hash = known.unwrap_or(&self.dummy_hash).clone();
+        let Some(hash) = self.users.get(&user).cloned() else {
+            let cost = self.dummy_cost;
+            let Ok(_slot) = self.verifications.acquire().await else {
+                return false;
+            };
+            let _ = tokio::task::spawn_blocking(move || bcrypt::hash(password, cost)).await;
+            return false;
+        };
         let key = cache_key(&user, &hash, &password);
-        if known.is_some() && self.cached(&key) {
+        if self.cached(&key) {
             return true;
         }
         let Ok(_slot) = self.verifications.acquire().await else {
             return false;
         };
-        let verified = tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash))
+        let ok = tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash))
             .await
             .ok()
             .and_then(Result::ok)
             .unwrap_or(false);
-        let ok = verified && known.is_some();
         if ok {
             let mut cache = self.verified.lock().unwrap_or_else(|e| e.into_inner());
             if cache.len() >= AUTH_CACHE_CAPACITY {
@@ -616,9 +614,8 @@ mod tests {
             bcrypt::hash("pw", 7).unwrap()
         );
         let c = WebConfig::from_yaml(&yaml, Path::new(".")).unwrap();
-        // The dummy is as costly as the real hash…
-        let dummy: bcrypt::HashParts = c.dummy_hash.parse().unwrap();
-        assert_eq!(dummy.get_cost(), 7);
+        // The unknown user's password is hashed at the real hash's cost…
+        assert_eq!(c.dummy_cost, 7);
         // …and so the fastest of several tries takes about as long either way
         // (the minimum is robust against a busy machine).
         let mut fastest = [Duration::MAX; 2];

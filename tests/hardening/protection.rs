@@ -452,14 +452,20 @@ async fn slow_and_idle_clients_are_cut_off_and_free_their_slot() {
 fn the_binary_rejects_an_invalid_web_config_at_check_and_at_start() {
     let dir = temp_dir("web-cli");
     let config = dir.join("config.yaml");
-    write(&config, &config_yaml("http://127.0.0.1:9", "10s", "1s", "1m"));
+    write(
+        &config,
+        &config_yaml("http://127.0.0.1:9", "10s", "1s", "1m"),
+    );
     let web = dir.join("web.yml");
     write(
         &web,
         "tls_server_config:\n  cert_file: nope.crt\nbasic_auth_users:\n  alice: plain-text-password\n",
     );
     let bin = env!("CARGO_BIN_EXE_balance-exporter");
-    for extra in [&["--config.check"][..], &["--web.listen-address", "127.0.0.1:0"][..]] {
+    for extra in [
+        &["--config.check"][..],
+        &["--web.listen-address", "127.0.0.1:0"][..],
+    ] {
         let out = std::process::Command::new(bin)
             .args(["--config.file", config.to_str().unwrap()])
             .args(["--web.config.file", web.to_str().unwrap()])
@@ -477,11 +483,17 @@ fn the_binary_rejects_an_invalid_web_config_at_check_and_at_start() {
             "nope.crt",
             "basic_auth_users.alice: is not a bcrypt hash",
         ] {
-            assert!(text.contains(needle), "{extra:?}: missing {needle:?} in {text}");
+            assert!(
+                text.contains(needle),
+                "{extra:?}: missing {needle:?} in {text}"
+            );
         }
         assert!(!text.contains("plain-text-password"), "{text}");
     }
-    write(&web, &format!("basic_auth_users:\n  alice: {}\n", hash("pw")));
+    write(
+        &web,
+        &format!("basic_auth_users:\n  alice: {}\n", hash("pw")),
+    );
     let out = std::process::Command::new(bin)
         .args(["--config.check", "--config.file", config.to_str().unwrap()])
         .args(["--web.config.file", web.to_str().unwrap()])
