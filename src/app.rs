@@ -7,12 +7,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use prometheus::Registry;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 use crate::config::{Config, ConfigError};
-use crate::metrics::{Exposition, SelfMetrics};
+use crate::metrics::{Exposition, Registry, SelfMetrics};
 use crate::providers::{self, ProviderMetrics};
 use crate::scheduler::{Readiness, Scheduler, Shared};
 use crate::server::{self, ReloadRequest, ServerLimits, ServerState};
@@ -139,6 +138,11 @@ impl Application {
     /// The port actually bound.
     pub fn port(&self) -> u16 {
         self.addr.port()
+    }
+
+    /// The exposition `/metrics` serves (for in-process benchmarks and tests).
+    pub fn exposition(&self) -> Arc<Exposition> {
+        self.exposition.clone()
     }
 
     /// Poll and serve until `shutdown` resolves; then stop polling, finish in-flight

@@ -6,10 +6,9 @@ pub mod yeastar;
 
 use std::sync::Arc;
 
-use prometheus::Registry;
-
 use crate::collector::Collector;
 use crate::config::{Config, Timing};
+use crate::metrics::Registry;
 use crate::upstream::Upstream;
 
 /// Every provider's metric families, registered once per process.

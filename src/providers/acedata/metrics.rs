@@ -1,8 +1,6 @@
 //! Every Ace Data Cloud metric name, in one place.
 
-use prometheus::Registry;
-
-use crate::metrics::GaugeFamily;
+use crate::metrics::{GaugeFamily, Registry};
 
 /// The Ace Data Cloud gauge families, shared by all accounts.
 pub struct AcedataMetrics {

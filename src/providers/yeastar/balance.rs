@@ -4,12 +4,11 @@ use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
-use prometheus::Registry;
 
 use super::client::YeastarClient;
 use super::token::TokenManager;
 use crate::collector::{CollectError, Collector};
-use crate::metrics::GaugeFamily;
+use crate::metrics::{GaugeFamily, Registry};
 
 /// Every Yeastar metric name, in one place.
 pub struct YeastarMetrics {
