@@ -1,6 +1,7 @@
-//! One task per (account, collector): first run at start-up after a small jitter,
-//! then every `interval`. Records the self-metrics, keeps the last good values after
-//! a failure, and removes them once `max_staleness` has passed since the last success.
+//! One task per (account, collector): first run at start-up, then every `interval`,
+//! shifted once by a small jitter so that accounts do not poll in lockstep. Records the
+//! self-metrics, keeps the last good values after a failure, and removes them once
+//! `max_staleness` has passed since the last success.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -130,7 +131,10 @@ async fn run(
     let account = collector.account().to_string();
     let labels = [name, account.as_str()];
     let m = &shared.self_metrics;
-    let mut next = Instant::now() + jitter(timing.interval);
+    // The first attempt runs at once: readiness waits for it. The jitter shifts the
+    // following ones instead.
+    let mut next = Instant::now();
+    let mut phase = jitter(timing.interval);
     let mut last_success: Option<Instant> = None;
     let mut first = true;
     let mut exported = false;
@@ -150,7 +154,7 @@ async fn run(
         m.duration
             .with_label_values(&labels)
             .set(elapsed.as_secs_f64());
-        next = started + timing.interval;
+        next = started + timing.interval + std::mem::take(&mut phase);
         match result {
             Ok(()) => {
                 m.success.with_label_values(&labels).set(1.0);
