@@ -1,0 +1,355 @@
+#!/usr/bin/env bash
+# Measure balance-exporter on this machine and print one table (method: BENCHMARKS.md).
+#
+#   scripts/bench.sh             build (release, and the musl target when installed), then measure
+#   scripts/bench.sh --no-build  measure the binaries already in target/
+#
+# Environment:
+#   EXPORTER_BIN     exporter binary to measure (default target/release/balance-exporter)
+#   MUSL_BIN         musl binary to measure (default target/x86_64-unknown-linux-musl/release/…)
+#   SIM_BIN          simulator binary (default target/release/examples/balance-sim)
+#   BENCH_DURATION   seconds of each wrk run (default 5)
+#   BENCH_MUSL       0 to skip building and measuring the musl binary
+#
+# Everything runs on 127.0.0.1 and every process started here is stopped on exit.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+BUILD=1
+[[ "${1:-}" == "--no-build" ]] && BUILD=0
+DURATION=${BENCH_DURATION:-5}
+MUSL_TARGET=x86_64-unknown-linux-musl
+EXPORTER_BIN=${EXPORTER_BIN:-$ROOT/target/release/balance-exporter}
+MUSL_BIN=${MUSL_BIN:-$ROOT/target/$MUSL_TARGET/release/balance-exporter}
+SIM_BIN=${SIM_BIN:-$ROOT/target/release/examples/balance-sim}
+BENCH_MUSL=${BENCH_MUSL:-1}
+
+log() { printf '[bench] %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# --- tools ---------------------------------------------------------------------------
+need=()
+command -v wrk >/dev/null || need+=(wrk)
+[[ -x /usr/sbin/nginx ]] || command -v nginx >/dev/null || need+=(nginx-light)
+command -v curl >/dev/null || need+=(curl)
+if ((${#need[@]})); then
+    log "installing ${need[*]}"
+    if [[ $(id -u) -ne 0 ]]; then SUDO=sudo; else SUDO=; fi
+    $SUDO apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+# --- build ---------------------------------------------------------------------------
+musl_available() {
+    command -v musl-gcc >/dev/null && rustup target list --installed 2>/dev/null | grep -qx "$MUSL_TARGET"
+}
+if ((BUILD)); then
+    log "building the release binary and the simulator (LTO: this takes a while)"
+    cargo build --release --locked --bin balance-exporter --example balance-sim >&2
+    if [[ "$BENCH_MUSL" != 0 ]] && musl_available; then
+        log "building the static musl binary"
+        cargo build --release --locked --target "$MUSL_TARGET" --bin balance-exporter >&2
+    fi
+fi
+[[ -x "$EXPORTER_BIN" ]] || die "no exporter binary at $EXPORTER_BIN"
+[[ -x "$SIM_BIN" ]] || die "no simulator binary at $SIM_BIN"
+HAVE_MUSL=0
+[[ "$BENCH_MUSL" != 0 && -x "$MUSL_BIN" ]] && HAVE_MUSL=1
+
+# --- process bookkeeping -------------------------------------------------------------
+WORK=$(mktemp -d /tmp/balance-bench.XXXXXX)
+chmod 755 "$WORK"
+PIDS=()
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+stop() { # stop PID and forget it
+    local pid=$1 p keep=()
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    for p in "${PIDS[@]}"; do [[ "$p" != "$pid" ]] && keep+=("$p"); done
+    PIDS=("${keep[@]}")
+}
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+NEXT_PORT=$((20000 + RANDOM % 20000))
+free_port() {
+    while ! port_free "$NEXT_PORT"; do NEXT_PORT=$((NEXT_PORT + 1)); done
+    echo "$NEXT_PORT"
+    NEXT_PORT=$((NEXT_PORT + 1))
+}
+
+now_ns() { date +%s%N; }
+rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
+ms_since() { awk -v a="$1" -v b="$(now_ns)" 'BEGIN {printf "%.0f", (b - a) / 1e6}'; }
+
+# wait_ok URL SECONDS [PID]: poll URL until it answers 2xx; fail after SECONDS or when
+# PID has exited.
+wait_ok() {
+    local url=$1 deadline=$(($(date +%s) + $2)) pid=${3:-}
+    until curl -fs -o /dev/null "$url"; do
+        if [[ -n "$pid" ]] && ! kill -0 "$pid" 2>/dev/null; then
+            tail -5 "$WORK/exporter.log" >&2
+            die "process $pid exited before $url answered"
+        fi
+        (($(date +%s) < deadline)) || die "$url not ready within $2 s"
+    done
+}
+
+# Start the simulator with flags; sets SIM_PID and SIM_URL.
+start_sim() {
+    local out=$WORK/sim.$RANDOM.log
+    "$SIM_BIN" --stats-file "$WORK/stats.json" "$@" >"$out" 2>&1 &
+    SIM_PID=$!
+    PIDS+=("$SIM_PID")
+    local i
+    for i in $(seq 1 600); do
+        SIM_URL=$(sed -n 's/^balance-sim listening on //p' "$out")
+        [[ -n "$SIM_URL" && -s "$WORK/stats.json" ]] && return 0
+        sleep 0.05
+    done
+    cat "$out" >&2
+    die "the simulator did not start"
+}
+
+# simstat NAME: a field of the simulator's stats file.
+simstat() { sed -n "s/.*\"$1\":\([0-9]*\).*/\1/p" "$WORK/stats.json"; }
+
+# Start an exporter binary with arguments; sets EXP_PID, EXP_URL.
+start_exporter() {
+    local bin=$1
+    shift
+    local port
+    port=$(free_port)
+    "$bin" --web.listen-address="127.0.0.1:$port" --log.level=error "$@" >>"$WORK/exporter.log" 2>&1 &
+    EXP_PID=$!
+    PIDS+=("$EXP_PID")
+    EXP_URL=http://127.0.0.1:$port
+}
+
+declare -A R # results
+
+# --- 5. start-up, 2. idle RSS --------------------------------------------------------
+log "start-up to /-/ready in demo mode (5 runs)"
+startups=()
+for run in 1 2 3 4 5; do
+    t0=$(now_ns)
+    start_exporter "$EXPORTER_BIN" --demo
+    wait_ok "$EXP_URL/-/ready" 30 "$EXP_PID"
+    startups+=("$(ms_since "$t0")")
+    ((run == 5)) || stop "$EXP_PID"
+done
+R[startup]=$(printf '%s\n' "${startups[@]}" | sort -n | sed -n 3p)
+R[startup_max]=$(printf '%s\n' "${startups[@]}" | sort -n | tail -1)
+curl -fs -o /dev/null "$EXP_URL/metrics"
+sleep 3
+R[rss_idle]=$(rss_kib "$EXP_PID")
+DEMO_PID=$EXP_PID
+DEMO_URL=$EXP_URL
+
+# --- 1. /metrics throughput against nginx serving the same bytes ---------------------
+mkdir -p "$WORK/www" "$WORK/nginx"
+curl -fs "$DEMO_URL/metrics" -o "$WORK/www/metrics"
+chmod 644 "$WORK/www/metrics"
+R[body]=$(stat -c %s "$WORK/www/metrics" 2>/dev/null || wc -c <"$WORK/www/metrics")
+NGINX_PORT=$(free_port)
+cat >"$WORK/nginx/nginx.conf" <<EOF
+worker_processes 2;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log error;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    keepalive_timeout 65;
+    keepalive_requests 100000000;
+    client_body_temp_path $WORK/nginx/body;
+    proxy_temp_path $WORK/nginx/proxy;
+    fastcgi_temp_path $WORK/nginx/fastcgi;
+    uwsgi_temp_path $WORK/nginx/uwsgi;
+    scgi_temp_path $WORK/nginx/scgi;
+    types { }
+    default_type "text/plain; version=0.0.4; charset=utf-8";
+    server {
+        listen 127.0.0.1:$NGINX_PORT;
+        root $WORK/www;
+        location = /metrics { }
+    }
+}
+EOF
+"$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -g 'daemon off;' 2>>"$WORK/nginx/error.log" &
+NGINX_PID=$!
+PIDS+=("$NGINX_PID")
+wait_ok "http://127.0.0.1:$NGINX_PORT/metrics" 10
+
+# to_ms "123.45us" → milliseconds
+to_ms() {
+    awk -v v="$1" 'BEGIN {
+        n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+        if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000
+        printf "%.3f", n }'
+}
+# run_wrk KEY URL CONNECTIONS → R[KEY_rps], R[KEY_p50], R[KEY_p99]
+run_wrk() {
+    local key=$1 url=$2 c=$3 threads=2 out
+    ((c < 2)) && threads=1
+    wrk -t"$threads" -c"$c" -d1s "$url" >/dev/null 2>&1 || true # warm-up
+    out=$(wrk -t"$threads" -c"$c" -d"${DURATION}s" --latency "$url")
+    R[${key}_rps]=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' <<<"$out")
+    R[${key}_p50]=$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")
+    R[${key}_p99]=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
+    R[${key}_err]=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ')
+    [[ -z "${R[${key}_err]}" ]] || log "$key: ${R[${key}_err]}"
+}
+for c in 1 16 64; do
+    log "wrk: $c connection(s), ${DURATION}s each, exporter then nginx"
+    run_wrk "exp$c" "$DEMO_URL/metrics" "$c"
+    run_wrk "ngx$c" "http://127.0.0.1:$NGINX_PORT/metrics" "$c"
+done
+R[rss_loaded]=$(rss_kib "$DEMO_PID")
+R[rss_hwm]=$(awk '/^VmHWM:/ {print $2}' "/proc/$DEMO_PID/status")
+stop "$DEMO_PID"
+
+if ((HAVE_MUSL)); then
+    log "static musl binary: idle RSS and wrk at 64 connections"
+    start_exporter "$MUSL_BIN" --demo
+    wait_ok "$EXP_URL/-/ready" 30 "$EXP_PID"
+    curl -fs -o /dev/null "$EXP_URL/metrics"
+    sleep 3
+    R[musl_rss_idle]=$(rss_kib "$EXP_PID")
+    run_wrk musl64 "$EXP_URL/metrics" 64
+    R[musl_rss_loaded]=$(rss_kib "$EXP_PID")
+    stop "$EXP_PID"
+fi
+stop "$NGINX_PID"
+
+# --- 3. 1,000 accounts, 50 ms upstream latency; 2. RSS at 1,000 accounts -------------
+for conc in 16 64; do
+    log "1000 accounts, 50 ms latency, max_concurrent_requests $conc"
+    start_sim --acedata-accounts 1000 --latency 50ms --max-concurrent-requests "$conc" \
+        --interval 10m --config-out "$WORK/scale.yaml"
+    t0=$(now_ns)
+    start_exporter "$EXPORTER_BIN" --config.file="$WORK/scale.yaml"
+    wait_ok "$EXP_URL/-/ready" 120 "$EXP_PID"
+    R[cycle$conc]=$(ms_since "$t0")
+    sleep 0.2
+    R[cycle${conc}_req]=$(simstat total)
+    R[cycle${conc}_peak]=$(simstat max_in_flight)
+    R[cycle${conc}_ideal]=$(awk -v r="${R[cycle${conc}_req]}" -v c="$conc" 'BEGIN {printf "%.0f", r / c * 50}')
+    t1=$(now_ns)
+    curl -fs "$EXP_URL/metrics" -o "$WORK/scale.txt"
+    R[scale_scrape_first]=$(ms_since "$t1")
+    t1=$(now_ns)
+    curl -fs -o /dev/null "$EXP_URL/metrics"
+    R[scale_scrape_cached]=$(ms_since "$t1")
+    R[scale_body]=$(wc -c <"$WORK/scale.txt")
+    R[scale_series]=$(grep -vc '^#' "$WORK/scale.txt")
+    sleep 2
+    R[rss_1000_$conc]=$(rss_kib "$EXP_PID")
+    R[hwm_1000_$conc]=$(awk '/^VmHWM:/ {print $2}' "/proc/$EXP_PID/status")
+    stop "$EXP_PID"
+    stop "$SIM_PID"
+done
+
+# --- 4. commission history: N records ------------------------------------------------
+for n in 1000 100000; do
+    log "commission history with $n records"
+    start_sim --acedata-accounts 1 --history-records "$n" --collectors distribution_history \
+        --interval 2s --config-out "$WORK/history.yaml"
+    t0=$(now_ns)
+    start_exporter "$EXPORTER_BIN" --config.file="$WORK/history.yaml"
+    wait_ok "$EXP_URL/-/ready" 120 "$EXP_PID"
+    R[hist${n}_ms]=$(ms_since "$t0")
+    sleep 0.2
+    R[hist${n}_req]=$(simstat AcedataHistory)
+    # Three steady cycles (2 s interval).
+    sleep 6.5
+    R[hist${n}_steady]=$(awk -v a="$(simstat AcedataHistory)" -v b="${R[hist${n}_req]}" 'BEGIN {printf "%.2f", (a - b) / 3}')
+    R[hist${n}_rss]=$(rss_kib "$EXP_PID")
+    curl -fs "$EXP_URL/metrics" -o "$WORK/history.txt"
+    grep -q 'acedata_distribution_history_records{account="sim-1",invalid="false"}' "$WORK/history.txt" ||
+        die "history metrics missing"
+    stop "$EXP_PID"
+    stop "$SIM_PID"
+done
+
+# --- 5. sizes ------------------------------------------------------------------------
+R[size]=$(stat -c %s "$EXPORTER_BIN")
+if ((HAVE_MUSL)); then
+    R[musl_size]=$(stat -c %s "$MUSL_BIN")
+    R[musl_static]=$(file -b "$MUSL_BIN" 2>/dev/null | grep -o 'static[a-z-]*' | head -1 || true)
+fi
+DOCKERFILE=$ROOT/deploy/docker/Dockerfile
+R[image_copy]="n/a (no $DOCKERFILE)"
+if [[ -f "$DOCKERFILE" ]]; then
+    # COPY lines of the last stage.
+    R[image_copy]=$(awk '/^FROM/ {c = ""} /^COPY/ {c = c $0 "; "} END {print c}' "$DOCKERFILE")
+fi
+
+# --- the table -----------------------------------------------------------------------
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}'; }
+ok() { awk -v v="$1" -v t="$2" -v op="$3" 'BEGIN {
+    r = (op == "<=") ? (v + 0 <= t + 0) : (v + 0 >= t + 0); print (r ? "yes" : "NO") }'; }
+MiB=1048576
+
+echo
+echo "balance-exporter benchmark — $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, $("$EXPORTER_BIN" --version 2>/dev/null | head -1)"
+echo "wrk ${DURATION}s per run; /metrics body ${R[body]} bytes (demo accounts)"
+echo
+printf '| %-58s | %-26s | %-16s | %-4s |\n' "measure" "value" "target" "met"
+printf '|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..60})" "$(printf -- '-%.0s' {1..28})" "$(printf -- '-%.0s' {1..18})" "------"
+row() { printf '| %-58s | %-26s | %-16s | %-4s |\n' "$1" "$2" "$3" "$4"; }
+for c in 1 16 64; do
+    ex=${R[exp${c}_rps]} ng=${R[ngx${c}_rps]}
+    rt=$(ratio "$ex" "$ng")
+    row "1. /metrics c=$c: req/s exporter / nginx (ratio)" "$ex / $ng ($rt×)" "≥ 0.9×" "$(ok "$rt" 0.9 '>=')"
+    if ((c == 64)); then
+        row "1. /metrics c=$c: p50 / p99 ms exporter" "${R[exp${c}_p50]} / ${R[exp${c}_p99]}" "p99 < 2 ms" "$(ok "${R[exp${c}_p99]}" 1.999 '<=')"
+    else
+        row "1. /metrics c=$c: p50 / p99 ms exporter" "${R[exp${c}_p50]} / ${R[exp${c}_p99]}" "" ""
+    fi
+    row "1. /metrics c=$c: p50 / p99 ms nginx" "${R[ngx${c}_p50]} / ${R[ngx${c}_p99]}" "" ""
+done
+if ((HAVE_MUSL)); then
+    rt=$(ratio "${R[musl64_rps]}" "${R[ngx64_rps]}")
+    row "1. musl binary c=64: req/s (ratio to nginx), p99 ms" "${R[musl64_rps]} (${rt}×), ${R[musl64_p99]}" "" ""
+fi
+row "2. RSS idle, demo accounts (glibc)" "$(mib "${R[rss_idle]}") MiB" "≤ 8 MiB" "$(ok "${R[rss_idle]}" 8192 '<=')"
+row "2. RSS after the wrk runs / peak (glibc)" "$(mib "${R[rss_loaded]}") / $(mib "${R[rss_hwm]}") MiB" "" ""
+if ((HAVE_MUSL)); then
+    row "2. RSS idle / after wrk c=64, demo (musl)" "$(mib "${R[musl_rss_idle]}") / $(mib "${R[musl_rss_loaded]}") MiB" "≤ 8 MiB" "$(ok "${R[musl_rss_idle]}" 8192 '<=')"
+fi
+for conc in 16 64; do
+    row "2. RSS, 1000 accounts polled (conc $conc) / peak" "$(mib "${R[rss_1000_$conc]}") / $(mib "${R[hwm_1000_$conc]}") MiB" "≤ 32 MiB" "$(ok "${R[rss_1000_$conc]}" 32768 '<=')"
+done
+for conc in 16 64; do
+    row "3. first cycle, 1000 accounts, 50 ms, conc $conc (ideal)" "${R[cycle$conc]} ms (${R[cycle${conc}_ideal]} ms)" "≤ 2× ideal" "$(ok "${R[cycle$conc]}" "$((2 * R[cycle${conc}_ideal]))" '<=')"
+    row "3.   upstream requests / peak in flight (bound $conc)" "${R[cycle${conc}_req]} / ${R[cycle${conc}_peak]}" "peak ≤ $conc" "$(ok "${R[cycle${conc}_peak]}" "$conc" '<=')"
+done
+row "3. 1000 accounts: series / body bytes" "${R[scale_series]} / ${R[scale_body]}" "" ""
+row "3. 1000 accounts: first scrape / cached scrape (curl)" "${R[scale_scrape_first]} ms / ${R[scale_scrape_cached]} ms" "" ""
+for n in 1000 100000; do
+    row "4. history $n records: first sync requests / time" "${R[hist${n}_req]} / ${R[hist${n}_ms]} ms" "" ""
+    row "4. history $n records: requests per steady cycle" "${R[hist${n}_steady]}" "≤ 2" "$(ok "${R[hist${n}_steady]}" 2 '<=')"
+    row "4. history $n records: RSS" "$(mib "${R[hist${n}_rss]}") MiB" "flat with N" ""
+done
+row "5. start-up to /-/ready, demo (median / max of 5)" "${R[startup]} / ${R[startup_max]} ms" "" ""
+row "5. stripped binary, x86_64-unknown-linux-gnu" "$(mib $((R[size] / 1024))) MiB (${R[size]} B)" "≤ 8 MiB" "$(ok "${R[size]}" $((8 * MiB)) '<=')"
+if ((HAVE_MUSL)); then
+    row "5. static binary, $MUSL_TARGET${R[musl_static]:+ (${R[musl_static]})}" "$(mib $((R[musl_size] / 1024))) MiB (${R[musl_size]} B)" "≤ 8 MiB" "$(ok "${R[musl_size]}" $((8 * MiB)) '<=')"
+else
+    row "5. static binary, $MUSL_TARGET" "not built (no musl target)" "≤ 8 MiB" ""
+fi
+echo
+echo "Docker runtime stage copies: ${R[image_copy]}"
