@@ -2,16 +2,18 @@
 //! counter families written straight to the text format, gauge families that know which
 //! label sets each account owns, the exporter's self-metrics, and the cached exposition.
 //!
-//! The registry keeps one map entry per series (its label values joined into one string,
-//! and an `f64`), not a full metric object per series as the `prometheus` crate does,
-//! and encodes without building an intermediate copy of every series: with a thousand
-//! accounts (about 63,000 series) that is the difference between tens of megabytes and a
-//! few. The text is byte for byte what `prometheus::TextEncoder` writes for the same
-//! series. Process metrics still come from the `prometheus` crate's process collector.
+//! The `prometheus` crate keeps a full metric object per series (a copy of the family's
+//! descriptor and HELP text, the label pairs as owned strings) and copies every series
+//! again to encode it. Here a series is one map entry: the label values as small
+//! numbers (every distinct label value is stored once, in [`Symbols`]) and an `f64`.
+//! With a thousand accounts (about 63,000 series) that is a few megabytes instead of
+//! tens. The text is byte for byte what `prometheus::TextEncoder` writes for the same
+//! series (a test compares both). Process metrics still come from the `prometheus`
+//! crate's process collector.
 
-use std::collections::BTreeMap;
+use std::cmp::Ordering as CmpOrdering;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write as _;
-use std::ops::Bound;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::{Duration, Instant};
@@ -24,14 +26,69 @@ use prometheus::{Encoder, TextEncoder};
 pub const CACHED_HELP_SUFFIX: &str =
     " (cached: refreshed on the poll interval, not at scrape time)";
 
-/// Separates label values inside a series key. It sorts before every other character,
-/// so keys sort like the tuples of their values (the order `prometheus` uses).
-const SEP: char = '\0';
+/// Most labels a family may have.
+const MAX_LABELS: usize = 4;
+
+/// A series' label values as symbols, in the order of the sorted label names; unused
+/// slots are 0.
+type Key = [u32; MAX_LABELS];
+
+/// Every distinct label value, stored once and counted by the series that use it.
+#[derive(Default)]
+struct Symbols {
+    ids: HashMap<Arc<str>, u32>,
+    /// Indexed by symbol: the value and how many series slots refer to it.
+    values: Vec<(Arc<str>, u32)>,
+    free: Vec<u32>,
+}
+
+impl Symbols {
+    fn find(&self, value: &str) -> Option<u32> {
+        self.ids.get(value).copied()
+    }
+
+    /// The symbol of `value`, with one more reference.
+    fn acquire(&mut self, value: &str) -> u32 {
+        if let Some(id) = self.find(value) {
+            self.values[id as usize].1 += 1;
+            return id;
+        }
+        let value: Arc<str> = value.into();
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.values[id as usize] = (value.clone(), 1);
+                id
+            }
+            None => {
+                self.values.push((value.clone(), 1));
+                u32::try_from(self.values.len() - 1).expect("fewer than 2^32 label values")
+            }
+        };
+        self.ids.insert(value, id);
+        id
+    }
+
+    /// Drop one reference; the value is forgotten with its last one.
+    fn release(&mut self, id: u32) {
+        let slot = &mut self.values[id as usize];
+        slot.1 -= 1;
+        if slot.1 == 0 {
+            let value = std::mem::replace(&mut slot.0, Arc::from(""));
+            self.ids.remove(&value);
+            self.free.push(id);
+        }
+    }
+
+    fn get(&self, id: u32) -> &str {
+        &self.values[id as usize].0
+    }
+}
 
 /// The metric families of the exporter. Cheap to clone; clones share the families.
 #[derive(Clone, Default)]
 pub struct Registry {
     families: Arc<RwLock<Vec<Arc<Family>>>>,
+    symbols: Arc<Mutex<Symbols>>,
     generation: Arc<AtomicU64>,
 }
 
@@ -52,13 +109,7 @@ impl Registry {
     }
 
     fn register(&self, kind: Kind, name: &str, help: &str, labels: &[&str]) -> Arc<Family> {
-        let family = Arc::new(Family::new(
-            kind,
-            name,
-            help,
-            labels,
-            self.generation.clone(),
-        ));
+        let family = Arc::new(Family::new(kind, name, help, labels, self));
         let mut families = self.families.write().unwrap_or_else(|e| e.into_inner());
         match families.binary_search_by(|f| f.name.as_ref().cmp(name)) {
             Ok(_) => panic!("metric family {name} is registered twice"),
@@ -91,24 +142,20 @@ struct Family {
     label_openers: Box<[Box<str>]>,
     /// For each label in key order (sorted by name), its position as declared.
     declared: Box<[usize]>,
-    /// Label values in key order joined by [`SEP`] → value.
-    series: Mutex<BTreeMap<Box<str>, f64>>,
+    /// Lock order: a family's `series` before `symbols`.
+    series: Mutex<BTreeMap<Key, f64>>,
+    symbols: Arc<Mutex<Symbols>>,
     generation: Arc<AtomicU64>,
 }
 
 impl Family {
-    fn new(
-        kind: Kind,
-        name: &str,
-        help: &str,
-        labels: &[&str],
-        generation: Arc<AtomicU64>,
-    ) -> Family {
+    fn new(kind: Kind, name: &str, help: &str, labels: &[&str], registry: &Registry) -> Family {
         debug_assert!(valid_name(name), "invalid metric name {name}");
         debug_assert!(
             labels.iter().all(|l| valid_name(l)),
             "invalid label in {name}"
         );
+        assert!(labels.len() <= MAX_LABELS, "{name}: too many labels");
         let mut declared: Vec<usize> = (0..labels.len()).collect();
         declared.sort_by_key(|&i| labels[i]);
         let label_openers = declared
@@ -136,43 +183,100 @@ impl Family {
             label_openers,
             declared: declared.into(),
             series: Mutex::new(BTreeMap::new()),
-            generation,
+            symbols: registry.symbols.clone(),
+            generation: registry.generation.clone(),
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<Box<str>, f64>> {
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<Key, f64>> {
         self.series.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn lock_symbols(&self) -> MutexGuard<'_, Symbols> {
+        self.symbols.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn changed(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// The series key of `values` (given in declared label order).
-    fn key(&self, values: &[&str]) -> Box<str> {
+    fn check_arity(&self, values: &[&str]) {
         assert_eq!(
             values.len(),
             self.declared.len(),
             "{}: wrong number of label values",
             self.name
         );
-        let mut key = String::with_capacity(values.iter().map(|v| v.len() + 1).sum());
-        for (pos, &i) in self.declared.iter().enumerate() {
-            if pos > 0 {
-                key.push(SEP);
-            }
-            key.push_str(&key_part(values[i]));
-        }
-        key.into_boxed_str()
     }
 
-    fn update(&self, key: Box<str>, f: impl FnOnce(&mut f64)) {
-        f(self.lock().entry(key).or_insert(0.0));
+    /// The key of `values` (declared order) if every value has a symbol already.
+    fn find(&self, symbols: &Symbols, values: &[&str]) -> Option<Key> {
+        self.check_arity(values);
+        let mut key = [0; MAX_LABELS];
+        for (pos, &i) in self.declared.iter().enumerate() {
+            key[pos] = symbols.find(values[i])?;
+        }
+        Some(key)
+    }
+
+    /// Insert the series of `values` at 0 unless present; return its key.
+    fn get_or_insert(
+        &self,
+        series: &mut BTreeMap<Key, f64>,
+        symbols: &mut Symbols,
+        values: &[&str],
+    ) -> Key {
+        if let Some(key) = self.find(symbols, values) {
+            if series.contains_key(&key) {
+                return key;
+            }
+        }
+        let mut key = [0; MAX_LABELS];
+        for (pos, &i) in self.declared.iter().enumerate() {
+            key[pos] = symbols.acquire(values[i]);
+        }
+        series.insert(key, 0.0);
+        key
+    }
+
+    fn remove_key(
+        &self,
+        series: &mut BTreeMap<Key, f64>,
+        symbols: &mut Symbols,
+        key: &Key,
+    ) -> bool {
+        if series.remove(key).is_none() {
+            return false;
+        }
+        for &id in &key[..self.declared.len()] {
+            symbols.release(id);
+        }
+        true
+    }
+
+    fn update(&self, values: &[&str], f: impl FnOnce(&mut f64)) {
+        let mut series = self.lock();
+        let key = self.get_or_insert(&mut series, &mut self.lock_symbols(), values);
+        if let Some(v) = series.get_mut(&key) {
+            f(v);
+        }
+        drop(series);
         self.changed();
     }
 
-    fn remove(&self, key: &str) -> bool {
-        let removed = self.lock().remove(key).is_some();
+    fn get(&self, values: &[&str]) -> f64 {
+        let series = self.lock();
+        let key = self.find(&self.lock_symbols(), values);
+        key.and_then(|k| series.get(&k).copied()).unwrap_or(0.0)
+    }
+
+    fn remove(&self, values: &[&str]) -> bool {
+        let mut series = self.lock();
+        let mut symbols = self.lock_symbols();
+        let removed = self
+            .find(&symbols, values)
+            .is_some_and(|key| self.remove_key(&mut series, &mut symbols, &key));
+        drop((series, symbols));
         if removed {
             self.changed();
         }
@@ -180,7 +284,14 @@ impl Family {
     }
 
     fn reset(&self) {
-        self.lock().clear();
+        let mut series = self.lock();
+        let mut symbols = self.lock_symbols();
+        for key in std::mem::take(&mut *series).keys() {
+            for &id in &key[..self.declared.len()] {
+                symbols.release(id);
+            }
+        }
+        drop((series, symbols));
         self.changed();
     }
 
@@ -189,13 +300,30 @@ impl Family {
         if series.is_empty() {
             return;
         }
+        let symbols = self.lock_symbols();
+        let n = self.declared.len();
+        // Keys are ordered by symbol; the text is ordered by label values.
+        let mut sorted: Vec<(&Key, f64)> = series.iter().map(|(k, v)| (k, *v)).collect();
+        if n > 0 {
+            sorted.sort_unstable_by(|a, b| {
+                for pos in 0..n {
+                    if a.0[pos] != b.0[pos] {
+                        let o = symbols.get(a.0[pos]).cmp(symbols.get(b.0[pos]));
+                        if o != CmpOrdering::Equal {
+                            return o;
+                        }
+                    }
+                }
+                CmpOrdering::Equal
+            });
+        }
         out.extend_from_slice(self.header.as_bytes());
-        for (key, value) in series.iter() {
+        for (key, value) in sorted {
             out.extend_from_slice(self.name.as_bytes());
-            if !self.label_openers.is_empty() {
-                for (opener, v) in self.label_openers.iter().zip(key.split(SEP)) {
+            if n > 0 {
+                for (opener, &id) in self.label_openers.iter().zip(key.iter()) {
                     out.extend_from_slice(opener.as_bytes());
-                    escape_label_value(v, out);
+                    escape_label_value(symbols.get(id), out);
                     out.push(b'"');
                 }
                 out.push(b'}');
@@ -205,16 +333,6 @@ impl Family {
             let _ = write!(out, "{value}");
             out.push(b'\n');
         }
-    }
-}
-
-/// A label value as stored in a key: a NUL inside a value would split it in two, so it
-/// becomes U+FFFD (no real label carries one).
-fn key_part(v: &str) -> std::borrow::Cow<'_, str> {
-    if v.contains(SEP) {
-        v.replace(SEP, "\u{FFFD}").into()
-    } else {
-        v.into()
     }
 }
 
@@ -260,13 +378,21 @@ pub struct CounterVec(Arc<Family>);
 /// One gauge series.
 pub struct Gauge {
     family: Arc<Family>,
-    key: Box<str>,
+    values: Box<[Box<str>]>,
 }
 
 /// One counter series.
 pub struct Counter {
     family: Arc<Family>,
-    key: Box<str>,
+    values: Box<[Box<str>]>,
+}
+
+fn owned(values: &[&str]) -> Box<[Box<str>]> {
+    values.iter().map(|v| Box::from(*v)).collect()
+}
+
+fn borrowed(values: &[Box<str>]) -> Vec<&str> {
+    values.iter().map(AsRef::as_ref).collect()
 }
 
 impl GaugeVec {
@@ -280,17 +406,16 @@ impl GaugeVec {
 
     /// The series with these label values (in declared order), created at 0 if absent.
     pub fn with_label_values(&self, values: &[&str]) -> Gauge {
-        let key = self.0.key(values);
-        self.0.update(key.clone(), |_| {});
+        self.0.update(values, |_| {});
         Gauge {
             family: self.0.clone(),
-            key,
+            values: owned(values),
         }
     }
 
     /// Remove one series; false when it did not exist.
     pub fn remove_label_values(&self, values: &[&str]) -> bool {
-        self.0.remove(&self.0.key(values))
+        self.0.remove(values)
     }
 
     /// Remove every series.
@@ -302,12 +427,12 @@ impl GaugeVec {
 impl Gauge {
     /// Set the value.
     pub fn set(&self, value: f64) {
-        self.family.update(self.key.clone(), |v| *v = value);
+        self.family.update(&borrowed(&self.values), |v| *v = value);
     }
 
     /// The current value (0 when the series was removed meanwhile).
     pub fn get(&self) -> f64 {
-        self.family.lock().get(&self.key).copied().unwrap_or(0.0)
+        self.family.get(&borrowed(&self.values))
     }
 }
 
@@ -322,29 +447,28 @@ impl CounterVec {
 
     /// The series with these label values (in declared order), created at 0 if absent.
     pub fn with_label_values(&self, values: &[&str]) -> Counter {
-        let key = self.0.key(values);
-        self.0.update(key.clone(), |_| {});
+        self.0.update(values, |_| {});
         Counter {
             family: self.0.clone(),
-            key,
+            values: owned(values),
         }
     }
 
     /// Remove one series; false when it did not exist.
     pub fn remove_label_values(&self, values: &[&str]) -> bool {
-        self.0.remove(&self.0.key(values))
+        self.0.remove(values)
     }
 }
 
 impl Counter {
     /// Add one.
     pub fn inc(&self) {
-        self.family.update(self.key.clone(), |v| *v += 1.0);
+        self.family.update(&borrowed(&self.values), |v| *v += 1.0);
     }
 
     /// The current value.
     pub fn get(&self) -> f64 {
-        self.family.lock().get(&self.key).copied().unwrap_or(0.0)
+        self.family.get(&borrowed(&self.values))
     }
 }
 
@@ -352,7 +476,7 @@ impl Counter {
 /// one account's series so that vanished label sets disappear.
 pub struct GaugeFamily {
     family: Arc<Family>,
-    /// Position of `account` in the series key.
+    /// Position of `account` in the key.
     account_at: usize,
 }
 
@@ -378,39 +502,39 @@ impl GaugeFamily {
     where
         I: IntoIterator<Item = (Vec<String>, f64)>,
     {
-        let new: Vec<(Box<str>, f64)> = series
-            .into_iter()
-            .map(|(extra, value)| {
-                let mut labels: Vec<&str> = Vec::with_capacity(extra.len() + 1);
-                labels.push(account);
-                labels.extend(extra.iter().map(String::as_str));
-                (self.family.key(&labels), value)
-            })
-            .collect();
-        let account_key = key_part(account);
-        let account_key = account_key.as_ref();
-        let mut map = self.family.lock();
-        let owned: Vec<Box<str>> = if self.account_at == 0 {
-            // Keys sort by account first: the account's series are one range.
-            map.range::<str, _>((Bound::Included(account_key), Bound::Unbounded))
-                .map(|(k, _)| k)
-                .take_while(|k| k.split(SEP).next() == Some(account_key))
-                .cloned()
-                .collect()
-        } else {
-            map.keys()
-                .filter(|k| k.split(SEP).nth(self.account_at) == Some(account_key))
-                .cloned()
-                .collect()
-        };
-        for gone in owned.iter().filter(|k| !new.iter().any(|(n, _)| n == *k)) {
-            map.remove(gone);
-        }
-        for (key, value) in new {
+        let f = &self.family;
+        let mut map = f.lock();
+        let mut symbols = f.lock_symbols();
+        let mut kept: Vec<Key> = Vec::new();
+        for (extra, value) in series {
+            let mut labels: Vec<&str> = Vec::with_capacity(extra.len() + 1);
+            labels.push(account);
+            labels.extend(extra.iter().map(String::as_str));
+            let key = f.get_or_insert(&mut map, &mut symbols, &labels);
             map.insert(key, value);
+            kept.push(key);
         }
-        drop(map);
-        self.family.changed();
+        if let Some(account) = symbols.find(account) {
+            let owned: Vec<Key> = if self.account_at == 0 {
+                // Keys sort by their first symbol: the account's series are one range.
+                let mut from = [0; MAX_LABELS];
+                from[0] = account;
+                map.range(from..)
+                    .map(|(k, _)| *k)
+                    .take_while(|k| k[0] == account)
+                    .collect()
+            } else {
+                map.keys()
+                    .filter(|k| k[self.account_at] == account)
+                    .copied()
+                    .collect()
+            };
+            for gone in owned.iter().filter(|k| !kept.contains(k)) {
+                f.remove_key(&mut map, &mut symbols, gone);
+            }
+        }
+        drop((map, symbols));
+        f.changed();
     }
 
     /// Set the account's single series (a family without extra labels).
@@ -790,6 +914,33 @@ mod tests {
             // `prometheus` insists on a HELP text; ours may be empty.
             .replace("# HELP t_plain x\n", "");
         assert_eq!(encoded(&ours), expected);
+    }
+
+    #[test]
+    fn label_values_are_forgotten_with_their_last_series() {
+        let registry = Registry::new();
+        let fam = GaugeFamily::new(&registry, "t_a", "A.", &["package"]);
+        let g = GaugeVec::new(&registry, "t_b", "B.", &["account"]);
+        fam.replace("x", [(vec!["p1".into()], 1.0), (vec!["p2".into()], 2.0)]);
+        fam.replace("x", [(vec!["p1".into()], 3.0)]);
+        g.with_label_values(&["x"]).set(1.0);
+        let known = |r: &Registry| {
+            let s = r.symbols.lock().unwrap();
+            let mut v: Vec<String> = s.ids.keys().map(|k| k.to_string()).collect();
+            v.sort();
+            v
+        };
+        assert_eq!(known(&registry), ["p1", "x"]);
+        fam.clear("x");
+        assert_eq!(known(&registry), ["x"]);
+        g.reset();
+        assert!(known(&registry).is_empty());
+        fam.replace("y", [(vec!["p3".into()], 1.0)]);
+        assert_eq!(
+            encoded(&registry),
+            "# HELP t_a A. (cached: refreshed on the poll interval, not at scrape time)\n\
+             # TYPE t_a gauge\nt_a{account=\"y\",package=\"p3\"} 1\n"
+        );
     }
 
     #[test]
