@@ -234,7 +234,7 @@ impl Running {
         );
         shared.exposition.mark_dirty();
         Running {
-            scheduler: Scheduler::start(collectors, shared),
+            scheduler: Scheduler::start(collectors, shared, config.max_concurrent_requests),
         }
     }
 

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rand::Rng;
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -58,9 +59,13 @@ pub struct Shared {
 const MAX_JITTER: Duration = Duration::from_secs(2);
 
 impl Scheduler {
-    /// Start a task for each collector.
-    pub fn start(collectors: Vec<Scheduled>, shared: &Shared) -> Scheduler {
+    /// Start a task for each collector; at most `max_concurrent` of them collect at
+    /// once (each collector has at most one upstream request in flight, so this is the
+    /// `max_concurrent_requests` bound again, applied before a collection allocates its
+    /// requests rather than after).
+    pub fn start(collectors: Vec<Scheduled>, shared: &Shared, max_concurrent: usize) -> Scheduler {
         let cancel = CancellationToken::new();
+        let gate = Arc::new(Semaphore::new(max_concurrent.max(1)));
         shared.readiness.add(collectors.len());
         let keys = collectors
             .iter()
@@ -77,7 +82,13 @@ impl Scheduler {
                 shared
                     .self_metrics
                     .init_collector(s.collector.name(), s.collector.account());
-                tokio::spawn(run(s.collector, s.timing, shared.clone(), cancel.clone()))
+                tokio::spawn(run(
+                    s.collector,
+                    s.timing,
+                    shared.clone(),
+                    gate.clone(),
+                    cancel.clone(),
+                ))
             })
             .collect();
         Scheduler {
@@ -125,6 +136,7 @@ async fn run(
     mut collector: Box<dyn Collector>,
     timing: Timing,
     shared: Shared,
+    gate: Arc<Semaphore>,
     cancel: CancellationToken,
 ) -> Box<dyn Collector> {
     let name = collector.name();
@@ -143,6 +155,13 @@ async fn run(
             _ = cancel.cancelled() => break,
             _ = tokio::time::sleep_until(next) => {}
         }
+        // Waiting here rather than on the upstream semaphore keeps the collections
+        // that cannot run yet from holding their futures and built requests: with a
+        // thousand accounts starting together that is megabytes.
+        let _turn = tokio::select! {
+            _ = cancel.cancelled() => break,
+            p = gate.acquire() => p.expect("the gate is never closed"),
+        };
         let started = Instant::now();
         // Retries inside the attempt must be over when the next attempt is due.
         let deadline = started + timing.interval;
