@@ -269,5 +269,12 @@ fn history(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, exposition, parse, history);
+criterion_group! {
+    name = benches;
+    // Short runs: the whole suite finishes in about a minute on two shared cores.
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    targets = exposition, parse, history
+}
 criterion_main!(benches);

@@ -47,7 +47,10 @@ musl_available() {
 }
 if ((BUILD)); then
     log "building the release binary and the simulator (LTO: this takes a while)"
-    cargo build --release --locked --bin balance-exporter --example balance-sim >&2
+    # Two invocations: building the example pulls in dev-dependencies, whose features
+    # would otherwise be unified into the exporter binary (and change its size).
+    cargo build --release --locked --bin balance-exporter >&2
+    cargo build --release --locked --example balance-sim >&2
     if [[ "$BENCH_MUSL" != 0 ]] && musl_available; then
         log "building the static musl binary"
         cargo build --release --locked --target "$MUSL_TARGET" --bin balance-exporter >&2
@@ -137,6 +140,7 @@ start_exporter() {
 }
 
 declare -A R # results
+LOAD_START=$(cut -d" " -f1-3 /proc/loadavg)
 
 # --- 5. start-up, 2. idle RSS --------------------------------------------------------
 log "start-up to /-/ready in demo mode (5 runs)"
@@ -304,8 +308,8 @@ ok() { awk -v v="$1" -v t="$2" -v op="$3" 'BEGIN {
 MiB=1048576
 
 echo
-echo "balance-exporter benchmark — $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, $("$EXPORTER_BIN" --version 2>/dev/null | head -1)"
-echo "wrk ${DURATION}s per run; /metrics body ${R[body]} bytes (demo accounts)"
+echo "balance-exporter benchmark - $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, $("$EXPORTER_BIN" --version 2>/dev/null | head -1)"
+echo "wrk ${DURATION}s per run; /metrics body ${R[body]} bytes (demo accounts); load average at start: ${LOAD_START}"
 echo
 printf '| %-58s | %-26s | %-16s | %-4s |\n' "measure" "value" "target" "met"
 printf '|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..60})" "$(printf -- '-%.0s' {1..28})" "$(printf -- '-%.0s' {1..18})" "------"
@@ -313,7 +317,7 @@ row() { printf '| %-58s | %-26s | %-16s | %-4s |\n' "$1" "$2" "$3" "$4"; }
 for c in 1 16 64; do
     ex=${R[exp${c}_rps]} ng=${R[ngx${c}_rps]}
     rt=$(ratio "$ex" "$ng")
-    row "1. /metrics c=$c: req/s exporter / nginx (ratio)" "$ex / $ng ($rt×)" "≥ 0.9×" "$(ok "$rt" 0.9 '>=')"
+    row "1. /metrics c=$c: req/s exporter / nginx (ratio)" "$ex / $ng (${rt}x)" ">= 0.9x" "$(ok "$rt" 0.9 '>=')"
     if ((c == 64)); then
         row "1. /metrics c=$c: p50 / p99 ms exporter" "${R[exp${c}_p50]} / ${R[exp${c}_p99]}" "p99 < 2 ms" "$(ok "${R[exp${c}_p99]}" 1.999 '<=')"
     else
@@ -323,33 +327,33 @@ for c in 1 16 64; do
 done
 if ((HAVE_MUSL)); then
     rt=$(ratio "${R[musl64_rps]}" "${R[ngx64_rps]}")
-    row "1. musl binary c=64: req/s (ratio to nginx), p99 ms" "${R[musl64_rps]} (${rt}×), ${R[musl64_p99]}" "" ""
+    row "1. musl binary c=64: req/s (ratio to nginx), p99 ms" "${R[musl64_rps]} (${rt}x), ${R[musl64_p99]}" "" ""
 fi
-row "2. RSS idle, demo accounts (glibc)" "$(mib "${R[rss_idle]}") MiB" "≤ 8 MiB" "$(ok "${R[rss_idle]}" 8192 '<=')"
+row "2. RSS idle, demo accounts (glibc)" "$(mib "${R[rss_idle]}") MiB" "<= 8 MiB" "$(ok "${R[rss_idle]}" 8192 '<=')"
 row "2. RSS after the wrk runs / peak (glibc)" "$(mib "${R[rss_loaded]}") / $(mib "${R[rss_hwm]}") MiB" "" ""
 if ((HAVE_MUSL)); then
-    row "2. RSS idle / after wrk c=64, demo (musl)" "$(mib "${R[musl_rss_idle]}") / $(mib "${R[musl_rss_loaded]}") MiB" "≤ 8 MiB" "$(ok "${R[musl_rss_idle]}" 8192 '<=')"
+    row "2. RSS idle / after wrk c=64, demo (musl)" "$(mib "${R[musl_rss_idle]}") / $(mib "${R[musl_rss_loaded]}") MiB" "<= 8 MiB" "$(ok "${R[musl_rss_idle]}" 8192 '<=')"
 fi
 for conc in 16 64; do
-    row "2. RSS, 1000 accounts polled (conc $conc) / peak" "$(mib "${R[rss_1000_$conc]}") / $(mib "${R[hwm_1000_$conc]}") MiB" "≤ 32 MiB" "$(ok "${R[rss_1000_$conc]}" 32768 '<=')"
+    row "2. RSS, 1000 accounts polled (conc $conc) / peak" "$(mib "${R[rss_1000_$conc]}") / $(mib "${R[hwm_1000_$conc]}") MiB" "<= 32 MiB" "$(ok "${R[rss_1000_$conc]}" 32768 '<=')"
 done
 for conc in 16 64; do
-    row "3. first cycle, 1000 accounts, 50 ms, conc $conc (ideal)" "${R[cycle$conc]} ms (${R[cycle${conc}_ideal]} ms)" "≤ 2× ideal" "$(ok "${R[cycle$conc]}" "$((2 * R[cycle${conc}_ideal]))" '<=')"
-    row "3.   upstream requests / peak in flight (bound $conc)" "${R[cycle${conc}_req]} / ${R[cycle${conc}_peak]}" "peak ≤ $conc" "$(ok "${R[cycle${conc}_peak]}" "$conc" '<=')"
+    row "3. first cycle, 1000 accounts, 50 ms, conc $conc (ideal)" "${R[cycle$conc]} ms (${R[cycle${conc}_ideal]} ms)" "<= 2x ideal" "$(ok "${R[cycle$conc]}" "$((2 * R[cycle${conc}_ideal]))" '<=')"
+    row "3.   upstream requests / peak in flight (bound $conc)" "${R[cycle${conc}_req]} / ${R[cycle${conc}_peak]}" "peak <= $conc" "$(ok "${R[cycle${conc}_peak]}" "$conc" '<=')"
 done
 row "3. 1000 accounts: series / body bytes" "${R[scale_series]} / ${R[scale_body]}" "" ""
 row "3. 1000 accounts: first scrape / cached scrape (curl)" "${R[scale_scrape_first]} ms / ${R[scale_scrape_cached]} ms" "" ""
 for n in 1000 100000; do
     row "4. history $n records: first sync requests / time" "${R[hist${n}_req]} / ${R[hist${n}_ms]} ms" "" ""
-    row "4. history $n records: requests per steady cycle" "${R[hist${n}_steady]}" "≤ 2" "$(ok "${R[hist${n}_steady]}" 2 '<=')"
+    row "4. history $n records: requests per steady cycle" "${R[hist${n}_steady]}" "<= 2" "$(ok "${R[hist${n}_steady]}" 2 '<=')"
     row "4. history $n records: RSS" "$(mib "${R[hist${n}_rss]}") MiB" "flat with N" ""
 done
 row "5. start-up to /-/ready, demo (median / max of 5)" "${R[startup]} / ${R[startup_max]} ms" "" ""
-row "5. stripped binary, x86_64-unknown-linux-gnu" "$(mib $((R[size] / 1024))) MiB (${R[size]} B)" "≤ 8 MiB" "$(ok "${R[size]}" $((8 * MiB)) '<=')"
+row "5. stripped binary, x86_64-unknown-linux-gnu" "$(mib $((R[size] / 1024))) MiB (${R[size]} B)" "<= 8 MiB" "$(ok "${R[size]}" $((8 * MiB)) '<=')"
 if ((HAVE_MUSL)); then
-    row "5. static binary, $MUSL_TARGET${R[musl_static]:+ (${R[musl_static]})}" "$(mib $((R[musl_size] / 1024))) MiB (${R[musl_size]} B)" "≤ 8 MiB" "$(ok "${R[musl_size]}" $((8 * MiB)) '<=')"
+    row "5. static binary, $MUSL_TARGET${R[musl_static]:+ (${R[musl_static]})}" "$(mib $((R[musl_size] / 1024))) MiB (${R[musl_size]} B)" "<= 8 MiB" "$(ok "${R[musl_size]}" $((8 * MiB)) '<=')"
 else
-    row "5. static binary, $MUSL_TARGET" "not built (no musl target)" "≤ 8 MiB" ""
+    row "5. static binary, $MUSL_TARGET" "not built (no musl target)" "<= 8 MiB" ""
 fi
 echo
 echo "Docker runtime stage copies: ${R[image_copy]}"
