@@ -277,9 +277,25 @@ for n in 1000 100000; do
     R[hist${n}_ms]=$(ms_since "$t0")
     sleep 0.2
     R[hist${n}_req]=$(simstat AcedataHistory)
-    # Three steady cycles (2 s interval).
-    sleep 6.5
-    R[hist${n}_steady]=$(awk -v a="$(simstat AcedataHistory)" -v b="${R[hist${n}_req]}" 'BEGIN {printf "%.2f", (a - b) / 3}')
+    # Steady cycles (2 s interval): note the request count each time the collector's
+    # last-success timestamp moves, and divide by the cycles between the first and the
+    # last move.
+    last="" moves=0 req_first="" req_last=""
+    for _ in $(seq 1 80); do
+        curl -fs "$EXP_URL/metrics" -o "$WORK/history.txt"
+        ts=$(sed -n 's/^balance_exporter_collector_last_success_timestamp_seconds{account="sim-1",collector="acedata_distribution_history"} //p' "$WORK/history.txt")
+        if [[ -n "$last" && "$ts" != "$last" ]]; then
+            sleep 0.1 # the stats file is rewritten every 50 ms
+            req_last=$(simstat AcedataHistory)
+            [[ -z "$req_first" ]] && req_first=$req_last
+            moves=$((moves + 1))
+            ((moves == 4)) && break
+        fi
+        last=$ts
+        sleep 0.1
+    done
+    ((moves >= 2)) || die "history collector did not run steady cycles"
+    R[hist${n}_steady]=$(awk -v a="$req_last" -v b="$req_first" -v k="$((moves - 1))" 'BEGIN {printf "%.2f", (a - b) / k}')
     R[hist${n}_rss]=$(rss_kib "$EXP_PID")
     curl -fs "$EXP_URL/metrics" -o "$WORK/history.txt"
     grep -q 'acedata_distribution_history_records{account="sim-1",invalid="false"}' "$WORK/history.txt" ||
@@ -338,7 +354,9 @@ for conc in 16 64; do
     row "2. RSS, 1000 accounts polled (conc $conc) / peak" "$(mib "${R[rss_1000_$conc]}") / $(mib "${R[hwm_1000_$conc]}") MiB" "<= 32 MiB" "$(ok "${R[rss_1000_$conc]}" 32768 '<=')"
 done
 for conc in 16 64; do
-    row "3. first cycle, 1000 accounts, 50 ms, conc $conc (ideal)" "${R[cycle$conc]} ms (${R[cycle${conc}_ideal]} ms)" "<= 2x ideal" "$(ok "${R[cycle$conc]}" "$((2 * R[cycle${conc}_ideal]))" '<=')"
+    early=""
+    ((R[cycle${conc}_req] >= 4000)) || early=" EARLY READY"
+    row "3. first cycle, 1000 accounts, 50 ms, conc $conc (ideal)" "${R[cycle$conc]} ms (${R[cycle${conc}_ideal]} ms)$early" "<= 2x ideal" "$(ok "${R[cycle$conc]}" "$((2 * R[cycle${conc}_ideal]))" '<=')"
     row "3.   upstream requests / peak in flight (bound $conc)" "${R[cycle${conc}_req]} / ${R[cycle${conc}_peak]}" "peak <= $conc" "$(ok "${R[cycle${conc}_peak]}" "$conc" '<=')"
 done
 row "3. 1000 accounts: series / body bytes" "${R[scale_series]} / ${R[scale_body]}" "" ""
