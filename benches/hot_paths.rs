@@ -57,11 +57,10 @@ fn polled_exposition(
             }
             (Config::from_yaml(&yaml).expect("config"), sim)
         };
-        let app = Application::build(Settings {
-            config: ConfigSource::Fixed(Box::new(config)),
-            listen_address: "127.0.0.1:0".into(),
-            telemetry_path: "/metrics".into(),
-        })
+        let app = Application::build(Settings::new(
+            ConfigSource::Fixed(Box::new(config)),
+            "127.0.0.1:0",
+        ))
         .await
         .expect("app");
         let addr: SocketAddr = app.local_addr();

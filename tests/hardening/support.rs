@@ -12,10 +12,11 @@ use std::time::Duration;
 use balance_exporter::app::{Application, ConfigSource, Settings};
 use balance_exporter::collector::{with_deadline, CollectError, Collector};
 use balance_exporter::config::Config;
+use balance_exporter::metrics::Registry;
 use balance_exporter::providers::{self, ProviderMetrics};
 use balance_exporter::simulator::{SimOptions, Simulator};
 use balance_exporter::upstream::{RetryPolicy, Upstream, UpstreamOptions};
-use prometheus::Registry;
+
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
