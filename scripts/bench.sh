@@ -111,11 +111,11 @@ wait_ok() {
 # Start the simulator with flags; sets SIM_PID and SIM_URL.
 start_sim() {
     local out=$WORK/sim.$RANDOM.log
+    rm -f "$WORK/stats.json"
     "$SIM_BIN" --stats-file "$WORK/stats.json" "$@" >"$out" 2>&1 &
     SIM_PID=$!
     PIDS+=("$SIM_PID")
-    local i
-    for i in $(seq 1 600); do
+    for _ in $(seq 1 600); do
         SIM_URL=$(sed -n 's/^balance-sim listening on //p' "$out")
         [[ -n "$SIM_URL" && -s "$WORK/stats.json" ]] && return 0
         sleep 0.05
@@ -354,9 +354,9 @@ for conc in 16 64; do
     row "2. RSS, 1000 accounts polled (conc $conc) / peak" "$(mib "${R[rss_1000_$conc]}") / $(mib "${R[hwm_1000_$conc]}") MiB" "<= 32 MiB" "$(ok "${R[rss_1000_$conc]}" 32768 '<=')"
 done
 for conc in 16 64; do
-    early=""
-    ((R[cycle${conc}_req] >= 4000)) || early=" EARLY READY"
-    row "3. first cycle, 1000 accounts, 50 ms, conc $conc (ideal)" "${R[cycle$conc]} ms (${R[cycle${conc}_ideal]} ms)$early" "<= 2x ideal" "$(ok "${R[cycle$conc]}" "$((2 * R[cycle${conc}_ideal]))" '<=')"
+    early="" requests=${R[cycle${conc}_req]} ideal=${R[cycle${conc}_ideal]}
+    ((requests >= 4000)) || early=" EARLY READY"
+    row "3. first cycle, 1000 accounts, 50 ms, conc $conc (ideal)" "${R[cycle$conc]} ms ($ideal ms)$early" "<= 2x ideal" "$(ok "${R[cycle$conc]}" "$((2 * ideal))" '<=')"
     row "3.   upstream requests / peak in flight (bound $conc)" "${R[cycle${conc}_req]} / ${R[cycle${conc}_peak]}" "peak <= $conc" "$(ok "${R[cycle${conc}_peak]}" "$conc" '<=')"
 done
 row "3. 1000 accounts: series / body bytes" "${R[scale_series]} / ${R[scale_body]}" "" ""
