@@ -1,5 +1,6 @@
-//! One task per (account, collector): first run at start-up, then every `interval`,
-//! shifted once by a small jitter so that accounts do not poll in lockstep. Records the
+//! One task per (account, collector): first run at start-up after a jitter of at most
+//! 100 ms, then every `interval`, shifted once by a larger jitter (up to a tenth of the
+//! interval) so that accounts do not poll in lockstep. Records the
 //! self-metrics, keeps the last good values after a failure, and removes them once
 //! `max_staleness` has passed since the last success.
 
@@ -55,8 +56,10 @@ pub struct Shared {
     pub readiness: Arc<Readiness>,
 }
 
-/// Longest start-up jitter.
+/// Longest shift of the second attempt.
 const MAX_JITTER: Duration = Duration::from_secs(2);
+/// Longest delay of the first attempt: readiness waits for it, so it stays short.
+const MAX_STARTUP_JITTER: Duration = Duration::from_millis(100);
 
 impl Scheduler {
     /// Start a task for each collector; at most `max_concurrent` of them collect at
@@ -117,8 +120,8 @@ impl Scheduler {
     }
 }
 
-fn jitter(interval: Duration) -> Duration {
-    let max = (interval / 10).min(MAX_JITTER);
+fn jitter(interval: Duration, cap: Duration) -> Duration {
+    let max = (interval / 10).min(cap);
     if max.is_zero() {
         return Duration::ZERO;
     }
@@ -143,10 +146,10 @@ async fn run(
     let account = collector.account().to_string();
     let labels = [name, account.as_str()];
     let m = &shared.self_metrics;
-    // The first attempt runs at once: readiness waits for it. The jitter shifts the
-    // following ones instead.
-    let mut next = Instant::now();
-    let mut phase = jitter(timing.interval);
+    // The first attempt runs after a short jitter (readiness waits for it); a longer
+    // one shifts the following attempts.
+    let mut next = Instant::now() + jitter(timing.interval, MAX_STARTUP_JITTER);
+    let mut phase = jitter(timing.interval, MAX_JITTER);
     let mut last_success: Option<Instant> = None;
     let mut first = true;
     let mut exported = false;
