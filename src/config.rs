@@ -58,16 +58,18 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "invalid configuration ({} problem", self.problems.len())?;
-        if self.problems.len() != 1 {
-            write!(f, "s")?;
-        }
-        write!(f, "):")?;
-        for p in &self.problems {
-            write!(f, "\n  - {p}")?;
-        }
-        Ok(())
+        write_problems(f, "configuration", &self.problems)
     }
+}
+
+/// `invalid <what> (N problems):` followed by one indented line per problem.
+pub fn write_problems(f: &mut fmt::Formatter<'_>, what: &str, problems: &[String]) -> fmt::Result {
+    let plural = if problems.len() == 1 { "" } else { "s" };
+    write!(f, "invalid {what} ({} problem{plural}):", problems.len())?;
+    for p in problems {
+        write!(f, "\n  - {p}")?;
+    }
+    Ok(())
 }
 
 impl Config {

@@ -42,19 +42,7 @@ pub struct WebConfigError {
 
 impl fmt::Display for WebConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "invalid web configuration ({} problem",
-            self.problems.len()
-        )?;
-        if self.problems.len() != 1 {
-            write!(f, "s")?;
-        }
-        write!(f, "):")?;
-        for p in &self.problems {
-            write!(f, "\n  - {p}")?;
-        }
-        Ok(())
+        crate::config::write_problems(f, "web configuration", &self.problems)
     }
 }
 

@@ -46,28 +46,22 @@ pub fn collectors(
     metrics: &ProviderMetrics,
     upstream: &Upstream,
 ) -> Vec<Scheduled> {
-    let mut out = Vec::new();
-    for a in &config.acedata {
-        out.extend(
-            acedata::collectors(a, &metrics.acedata, upstream)
+    let acedata = config.acedata.iter().map(|a| {
+        let built = acedata::collectors(a, &metrics.acedata, upstream);
+        (built, a.timing)
+    });
+    let yeastar = config.yeastar.iter().map(|a| {
+        let built = yeastar::collectors(a, &metrics.yeastar, upstream);
+        (built, a.timing)
+    });
+    acedata
+        .chain(yeastar)
+        .flat_map(|(built, timing)| {
+            built
                 .into_iter()
-                .map(|collector| Scheduled {
-                    collector,
-                    timing: a.timing,
-                }),
-        );
-    }
-    for a in &config.yeastar {
-        out.extend(
-            yeastar::collectors(a, &metrics.yeastar, upstream)
-                .into_iter()
-                .map(|collector| Scheduled {
-                    collector,
-                    timing: a.timing,
-                }),
-        );
-    }
-    out
+                .map(move |collector| Scheduled { collector, timing })
+        })
+        .collect()
 }
 
 /// Every configured low-balance threshold.

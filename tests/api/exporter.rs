@@ -40,17 +40,7 @@ pub const SPEC_METRICS: &[&str] = &[
 /// exporter's parser): `(valid count, invalid count, valid reward, invalid reward,
 /// valid amount, invalid amount)`.
 async fn upstream_history(base: &str) -> [Decimal; 6] {
-    let body: serde_json::Value = reqwest::Client::new()
-        .get(format!(
-            "{base}/api/v1/distribution-histories/?limit=100000&offset=0"
-        ))
-        .header("authorization", format!("Bearer {ACE_TOKEN}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body = history_json(base).await;
     let mut t = [Decimal::ZERO; 6];
     let records = body["results"].as_array().unwrap();
     assert_eq!(records.len() as u64, body["count"].as_u64().unwrap());

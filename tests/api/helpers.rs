@@ -225,3 +225,19 @@ impl Samples {
             .collect()
     }
 }
+
+/// Every commission record of the test account, straight from the simulator's HTTP
+/// answer (not through the exporter's parser).
+pub async fn history_json(base: &str) -> serde_json::Value {
+    reqwest::Client::new()
+        .get(format!(
+            "{base}/api/v1/distribution-histories/?limit=100000&offset=0"
+        ))
+        .header("authorization", format!("Bearer {ACE_TOKEN}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}

@@ -102,18 +102,7 @@ async fn records_turned_invalid_show_after_the_full_sync_interval() {
     let invalid_before = s.value(INVALID);
     let valid_before = s.value(VALID);
     // Find a valid record and make it invalid (index 0 = oldest).
-    let body: serde_json::Value = reqwest::Client::new()
-        .get(format!(
-            "{}/api/v1/distribution-histories/?limit=1000",
-            sim.base_url()
-        ))
-        .header("authorization", format!("Bearer {ACE_TOKEN}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body = history_json(&sim.base_url()).await;
     let n = body["count"].as_u64().unwrap() as usize;
     // Newest-first by default: index i (oldest-based) is at position n-1-i.
     let idx = (0..n)
