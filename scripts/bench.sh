@@ -8,7 +8,8 @@
 #   EXPORTER_BIN     exporter binary to measure (default target/release/balance-exporter)
 #   MUSL_BIN         musl binary to measure (default target/x86_64-unknown-linux-musl/release/…)
 #   SIM_BIN          simulator binary (default target/release/examples/balance-sim)
-#   BENCH_DURATION   seconds of each wrk run (default 5)
+#   BENCH_DURATION   seconds of each wrk run (default 3)
+#   BENCH_ROUNDS     wrk runs per server and connection count, alternating (default 3)
 #   BENCH_MUSL       0 to skip building and measuring the musl binary
 #
 # Everything runs on 127.0.0.1 and every process started here is stopped on exit.
@@ -18,7 +19,8 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 BUILD=1
 [[ "${1:-}" == "--no-build" ]] && BUILD=0
-DURATION=${BENCH_DURATION:-5}
+DURATION=${BENCH_DURATION:-3}
+ROUNDS=${BENCH_ROUNDS:-3}
 MUSL_TARGET=x86_64-unknown-linux-musl
 EXPORTER_BIN=${EXPORTER_BIN:-$ROOT/target/release/balance-exporter}
 MUSL_BIN=${MUSL_BIN:-$ROOT/target/$MUSL_TARGET/release/balance-exporter}
@@ -204,22 +206,39 @@ to_ms() {
         if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000
         printf "%.3f", n }'
 }
-# run_wrk KEY URL CONNECTIONS → R[KEY_rps], R[KEY_p50], R[KEY_p99]
+# run_wrk KEY URL CONNECTIONS: one wrk run; appends "rps p50 p99" to R[KEY_runs].
 run_wrk() {
-    local key=$1 url=$2 c=$3 threads=2 out
+    local key=$1 url=$2 c=$3 threads=2 out err
     ((c < 2)) && threads=1
-    wrk -t"$threads" -c"$c" -d1s "$url" >/dev/null 2>&1 || true # warm-up
     out=$(wrk -t"$threads" -c"$c" -d"${DURATION}s" --latency "$url")
-    R[${key}_rps]=$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' <<<"$out")
-    R[${key}_p50]=$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")
-    R[${key}_p99]=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
-    R[${key}_err]=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ')
-    [[ -z "${R[${key}_err]}" ]] || log "$key: ${R[${key}_err]}"
+    err=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out" | tr '\n' ' ')
+    [[ -z "$err" ]] || log "$key: $err"
+    R[${key}_runs]+="$(awk '/^Requests\/sec:/ {printf "%.0f", $2}' <<<"$out") $(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")") $(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
+"
 }
+# median KEY: R[KEY_rps|p50|p99] = the median of each column over the runs.
+median() {
+    local key=$1 col name
+    for col in 1 2 3; do
+        name=$(sed -n "${col}p" <<<$'rps\np50\np99')
+        R[${key}_$name]=$(awk -v c="$col" 'NF {print $c}' <<<"${R[${key}_runs]}" | sort -g |
+            awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}')
+    done
+}
+# Each server gets ROUNDS runs per connection count, alternating with the other, so that
+# a burst of load from outside lands on both; the table shows the medians.
 for c in 1 16 64; do
-    log "wrk: $c connection(s), ${DURATION}s each, exporter then nginx"
-    run_wrk "exp$c" "$DEMO_URL/metrics" "$c"
-    run_wrk "ngx$c" "http://127.0.0.1:$NGINX_PORT/metrics" "$c"
+    log "wrk: $c connection(s), $ROUNDS rounds of ${DURATION}s, exporter and nginx alternating"
+    threads=2
+    ((c < 2)) && threads=1
+    wrk -t"$threads" -c"$c" -d1s "$DEMO_URL/metrics" >/dev/null 2>&1 || true # warm-up
+    wrk -t"$threads" -c"$c" -d1s "http://127.0.0.1:$NGINX_PORT/metrics" >/dev/null 2>&1 || true
+    for _ in $(seq 1 "$ROUNDS"); do
+        run_wrk "exp$c" "$DEMO_URL/metrics" "$c"
+        run_wrk "ngx$c" "http://127.0.0.1:$NGINX_PORT/metrics" "$c"
+    done
+    median "exp$c"
+    median "ngx$c"
 done
 R[rss_loaded]=$(rss_kib "$DEMO_PID")
 R[rss_hwm]=$(awk '/^VmHWM:/ {print $2}' "/proc/$DEMO_PID/status")
@@ -232,7 +251,9 @@ if ((HAVE_MUSL)); then
     curl -fs -o /dev/null "$EXP_URL/metrics"
     sleep 3
     R[musl_rss_idle]=$(rss_kib "$EXP_PID")
-    run_wrk musl64 "$EXP_URL/metrics" 64
+    wrk -t2 -c64 -d1s "$EXP_URL/metrics" >/dev/null 2>&1 || true # warm-up
+    for _ in $(seq 1 "$ROUNDS"); do run_wrk musl64 "$EXP_URL/metrics" 64; done
+    median musl64
     R[musl_rss_loaded]=$(rss_kib "$EXP_PID")
     stop "$EXP_PID"
 fi
@@ -325,7 +346,7 @@ MiB=1048576
 
 echo
 echo "balance-exporter benchmark - $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, $("$EXPORTER_BIN" --version 2>/dev/null | head -1)"
-echo "wrk ${DURATION}s per run; /metrics body ${R[body]} bytes (demo accounts); load average at start: ${LOAD_START}"
+echo "wrk: median of $ROUNDS alternating runs of ${DURATION}s; /metrics body ${R[body]} bytes (demo accounts); load average at start: ${LOAD_START}"
 echo
 printf '| %-58s | %-26s | %-16s | %-4s |\n' "measure" "value" "target" "met"
 printf '|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..60})" "$(printf -- '-%.0s' {1..28})" "$(printf -- '-%.0s' {1..18})" "------"
