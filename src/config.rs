@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
@@ -574,18 +574,12 @@ impl Secret {
             }
         }
     }
-
-    /// Whether `text` contains the current value (for tests that grep output).
-    pub fn appears_in(&self, text: &str) -> bool {
-        self.get()
-            .map(|s| text.contains(s.expose_secret()))
-            .unwrap_or(false)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::ExposeSecret;
 
     #[test]
     fn minimal_config_gets_defaults() {

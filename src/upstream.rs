@@ -122,13 +122,6 @@ impl reqwest::dns::Resolve for SharedResolver {
     }
 }
 
-/// A successful (2xx) upstream answer.
-#[derive(Debug)]
-pub struct Answer {
-    pub status: StatusCode,
-    pub body: Bytes,
-}
-
 /// The shared upstream HTTP client. Cheap to clone.
 #[derive(Clone)]
 pub struct Upstream {
@@ -181,7 +174,7 @@ impl Upstream {
         &self,
         request: RequestBuilder,
         timeout: Duration,
-    ) -> Result<Answer, CollectError> {
+    ) -> Result<Bytes, CollectError> {
         let deadline = crate::collector::deadline();
         let mut attempt = 1;
         let mut limit = timeout;
@@ -219,7 +212,7 @@ impl Upstream {
         &self,
         request: RequestBuilder,
         timeout: Duration,
-    ) -> Result<Answer, CollectError> {
+    ) -> Result<Bytes, CollectError> {
         let _permit = self
             .in_flight
             .acquire()
@@ -231,7 +224,7 @@ impl Upstream {
             let retry_after = retry_after(&response);
             let body = read_capped(response, self.max_body).await?;
             if status.is_success() {
-                return Ok(Answer { status, body });
+                return Ok(body);
             }
             let detail = error_detail(&body);
             Err(match status {

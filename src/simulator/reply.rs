@@ -242,6 +242,21 @@ fn malformed_body(route: Route) -> &'static str {
     }
 }
 
+/// A distribution status whose fields have the wrong types.
+fn wrong_typed_status() -> Value {
+    json!({
+        "id": "status-uuid",
+        "user_id": "b87f67c1-b04f-4332-99a1-7a5e651331c6",
+        "level": "1",
+        "price": "abc",
+        "reward": { "amount": 50.0 },
+        "tags": null,
+        "metadata": null,
+        "created_at": "2024-01-01T00:00:00.000000Z",
+        "updated_at": "2024-08-01T00:00:00.000000Z",
+    })
+}
+
 fn wrong_types_body(route: Route) -> Value {
     match route {
         Route::AcedataBalance => json!({
@@ -252,29 +267,8 @@ fn wrong_types_body(route: Route) -> Value {
             "created_at": "2024-01-15T10:30:00Z",
             "updated_at": 1705314600,
         }),
-        Route::AcedataStatus => json!({
-            "count": "one",
-            "results": [{
-                "id": "status-uuid",
-                "user_id": "b87f67c1-b04f-4332-99a1-7a5e651331c6",
-                "level": "1",
-                "price": "abc",
-                "reward": { "amount": 50.0 },
-                "tags": null,
-                "metadata": null,
-                "created_at": "2024-01-01T00:00:00.000000Z",
-                "updated_at": "2024-08-01T00:00:00.000000Z",
-            }],
-        }),
-        Route::AcedataStatusInit => json!({
-            "id": "status-uuid",
-            "user_id": "b87f67c1-b04f-4332-99a1-7a5e651331c6",
-            "level": "1",
-            "price": "abc",
-            "reward": { "amount": 50.0 },
-            "tags": null,
-            "metadata": null,
-        }),
+        Route::AcedataStatus => json!({ "count": "one", "results": [wrong_typed_status()] }),
+        Route::AcedataStatusInit => wrong_typed_status(),
         Route::AcedataLevels => json!({
             "count": 3,
             "results": [

@@ -59,7 +59,7 @@ impl AcedataClient {
         if !query.is_empty() {
             request = request.query(query);
         }
-        Ok(self.upstream.send(request, self.timeout).await?.body)
+        self.upstream.send(request, self.timeout).await
     }
 
     fn list_query(&self, mut q: Vec<(&'static str, String)>) -> Vec<(&'static str, String)> {

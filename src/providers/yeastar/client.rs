@@ -39,8 +39,8 @@ impl YeastarClient {
             .header(reqwest::header::USER_AGENT, &*self.user_agent)
             .header(reqwest::header::ACCEPT, "application/json")
             .form(form);
-        let answer = self.upstream.send(request, self.timeout).await?;
-        model::parse_token(&answer.body)
+        let body = self.upstream.send(request, self.timeout).await?;
+        model::parse_token(&body)
     }
 
     /// Exchange client credentials (`grant_type=pp_credentials`).
@@ -81,7 +81,7 @@ impl YeastarClient {
                 reqwest::header::AUTHORIZATION,
                 format!("Bearer {}", access_token.expose_secret()),
             );
-        let answer = self.upstream.send(request, self.timeout).await?;
-        model::parse_balance(&answer.body)
+        let body = self.upstream.send(request, self.timeout).await?;
+        model::parse_balance(&body)
     }
 }
