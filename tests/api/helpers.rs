@@ -6,13 +6,61 @@ use std::time::Duration;
 
 use balance_exporter::app::{Application, ConfigSource, Settings};
 use balance_exporter::config::Config;
-use balance_exporter::simulator::{SimOptions, Simulator};
+use balance_exporter::simulator::{Route, SimOptions, Simulator};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub const ACE_TOKEN: &str = "test-acedata-token-7f3a";
 pub const YS_ID: &str = "test-yeastar-client";
 pub const YS_SECRET: &str = "test-yeastar-secret-91c2";
+
+/// The longest any wait in these tests takes before it calls the wait a hang. Waits
+/// end at the event they mean, so on a healthy run this bound is never approached; it
+/// is generous so that a loaded 2-core machine never trips it.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// Wait until `check` holds (polling), or panic after [`PATIENCE`].
+pub async fn wait_until(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !check() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The most attempts a collector with `interval` can start within `elapsed`: the
+/// scheduler starts attempts at least `interval` apart, and one may already have been
+/// under way when the window opened. A request budget checked against this bound holds
+/// however slow the machine is, because a slow machine only runs fewer attempts.
+pub fn max_attempts(elapsed: Duration, interval: Duration) -> u64 {
+    (elapsed.as_secs_f64() / interval.as_secs_f64()).floor() as u64 + 2
+}
+
+/// Wait for one full poll of `route` that started after this call, when a poll sends
+/// at most `per_poll` requests of that route. A poll under way at the call may send up
+/// to `per_poll - 1` more; the next one started after the call, so it saw every change
+/// made before it, and ended before the poll after it sent its first request, at the
+/// latest request number `2 * per_poll` from now (a collector runs one attempt at a
+/// time). Call it right after changing upstream: the next scrape then shows the change,
+/// however slow the machine is.
+pub async fn one_full_poll(sim: &Simulator, route: Route, per_poll: u64) {
+    let from = sim.request_count(route);
+    wait_until(&format!("a full poll of {route:?}"), || {
+        sim.request_count(route) >= from + 2 * per_poll
+    })
+    .await;
+}
+
+/// Seconds since the Unix epoch, as the `*_timestamp_seconds` self-metrics count them.
+pub fn unix_now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
 
 /// A running exporter.
 pub struct TestApp {
@@ -44,14 +92,10 @@ impl TestApp {
         Samples::parse(&self.metrics().await)
     }
 
-    /// Poll `/metrics` until `check` holds (or panic after `within`).
-    pub async fn wait_for(
-        &self,
-        within: Duration,
-        what: &str,
-        check: impl Fn(&Samples) -> bool,
-    ) -> Samples {
-        let deadline = tokio::time::Instant::now() + within;
+    /// Poll `/metrics` until `check` holds. The bound only catches a hang: the
+    /// condition must name the event the test means, not "enough time has passed".
+    pub async fn wait_for(&self, what: &str, check: impl Fn(&Samples) -> bool) -> Samples {
+        let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
             let s = self.samples().await;
             if check(&s) {
@@ -66,7 +110,7 @@ impl TestApp {
 
     /// Wait until `/-/ready` answers 200.
     pub async fn wait_ready(&self) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let deadline = tokio::time::Instant::now() + PATIENCE;
         while self.get("/-/ready").await.status() != 200 {
             assert!(tokio::time::Instant::now() < deadline, "never ready");
             tokio::time::sleep(Duration::from_millis(20)).await;

@@ -8,6 +8,9 @@ use balance_exporter::simulator::{HistoryOrder, Route, SimOptions};
 
 use crate::helpers::*;
 
+/// The poll interval of these tests.
+const INTERVAL: Duration = Duration::from_millis(200);
+
 fn history_yaml(base: &str, page_size: u32, full_sync: &str) -> String {
     yaml(
         base,
@@ -38,19 +41,35 @@ async fn steady_cycles_cost_at_most_two_requests(order: HistoryOrder) {
     app.wait_ready().await;
     let s = app.samples().await;
     assert_eq!(total(&s), 1000.0, "{order:?}");
-    // The first full pass: 1000 records / 50 per page (plus at most one steady
-    // cycle that may have started since).
-    let first = sim.request_count(Route::AcedataHistory);
-    assert!((20..=21).contains(&first), "{order:?}: {first}");
+    // The first full pass: 1000 records / 50 per page, each page asked once (steady
+    // cycles may have followed by now; they come after these in the log).
+    let mut offsets: Vec<u64> = sim
+        .request_log()
+        .iter()
+        .filter(|r| r.route == Some(Route::AcedataHistory))
+        .take(20)
+        .map(|r| r.query_param("offset").unwrap().parse().unwrap())
+        .collect();
+    offsets.sort_unstable();
+    assert_eq!(
+        offsets,
+        (0..20).map(|i| i * 50).collect::<Vec<u64>>(),
+        "{order:?}"
+    );
 
-    // Steady state: nothing new, ≤ 2 requests per cycle whatever N.
+    // Steady state: nothing new, ≤ 2 requests per cycle whatever N. Count over a
+    // window of at least 6 requests, against the most cycles that window can hold.
     sim.reset_counters();
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let window = tokio::time::Instant::now();
+    wait_until("steady cycles", || {
+        sim.request_count(Route::AcedataHistory) >= 6
+    })
+    .await;
     let requests = sim.request_count(Route::AcedataHistory);
-    assert!(requests >= 3, "some cycles ran ({requests})");
+    let cycles = max_attempts(window.elapsed(), INTERVAL);
     assert!(
-        requests <= 2 * 7,
-        "{order:?}: {requests} requests in ~5 cycles"
+        requests <= 2 * cycles,
+        "{order:?}: {requests} requests in at most {cycles} cycles"
     );
 
     // New records appear within one cycle, with exact sums.
@@ -58,11 +77,10 @@ async fn steady_cycles_cost_at_most_two_requests(order: HistoryOrder) {
     sim.add_history_record(ACE_TOKEN, 12.35, 123.5, false);
     sim.add_history_record(ACE_TOKEN, 0.1, 1.0, false);
     sim.add_history_record(ACE_TOKEN, 3.0, 30.0, true);
-    let after = app
-        .wait_for(Duration::from_secs(2), "3 new records", |s| {
-            total(s) == 1003.0
-        })
-        .await;
+    // Within one cycle: a steady cycle is at most 2 requests, 3 with a page of news.
+    one_full_poll(&sim, Route::AcedataHistory, 3).await;
+    let after = app.samples().await;
+    assert_eq!(total(&after), 1003.0, "{order:?}");
     assert_eq!(after.value(VALID), before.value(VALID) + 2.0);
     assert_eq!(after.value(INVALID), before.value(INVALID) + 1.0);
     let reward_delta = after.value(REWARD) - before.value(REWARD);
@@ -78,8 +96,17 @@ async fn steady_cycles_cost_at_most_two_requests(order: HistoryOrder) {
     );
     // Adding records did not trigger a full pass (which would be 21 requests).
     sim.reset_counters();
-    tokio::time::sleep(Duration::from_millis(450)).await;
-    assert!(sim.request_count(Route::AcedataHistory) <= 6);
+    let window = tokio::time::Instant::now();
+    wait_until("more steady cycles", || {
+        sim.request_count(Route::AcedataHistory) >= 4
+    })
+    .await;
+    let requests = sim.request_count(Route::AcedataHistory);
+    let cycles = max_attempts(window.elapsed(), INTERVAL);
+    assert!(
+        requests <= 2 * cycles,
+        "{order:?}: {requests} requests in at most {cycles} cycles"
+    );
     app.stop().await;
 }
 
@@ -110,11 +137,9 @@ async fn records_turned_invalid_show_after_the_full_sync_interval() {
         .unwrap();
     sim.set_history_invalid(ACE_TOKEN, idx, true);
     let s = app
-        .wait_for(
-            Duration::from_secs(4),
-            "invalidation picked up by a full pass",
-            |s| s.get(INVALID) == Some(invalid_before + 1.0),
-        )
+        .wait_for("invalidation picked up by a full pass", |s| {
+            s.get(INVALID) == Some(invalid_before + 1.0)
+        })
         .await;
     assert_eq!(s.value(VALID), valid_before - 1.0);
     app.stop().await;
@@ -133,7 +158,6 @@ async fn short_pages_from_upstream_are_followed() {
     app.wait_ready().await;
     assert_eq!(total(&app.samples().await), 95.0);
     sim.add_history_record(ACE_TOKEN, 1.0, 10.0, false);
-    app.wait_for(Duration::from_secs(2), "96", |s| total(s) == 96.0)
-        .await;
+    app.wait_for("96", |s| total(s) == 96.0).await;
     app.stop().await;
 }

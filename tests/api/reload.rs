@@ -1,8 +1,6 @@
 //! `POST /-/reload`: a valid new config replaces the running one; an invalid one is
 //! rejected and the old one keeps running.
 
-use std::time::Duration;
-
 use balance_exporter::app::ConfigSource;
 use balance_exporter::simulator::SimOptions;
 
@@ -58,7 +56,7 @@ async fn reload_applies_a_valid_config_and_rejects_an_invalid_one() {
     assert!(body.contains("acedata[0].tokn: unknown key"), "{body}");
     assert!(body.contains("acedata[0].token: is required"), "{body}");
     sim.set_credits(ACE_TOKEN, "55.55");
-    app.wait_for(Duration::from_secs(3), "old config still polling", |s| {
+    app.wait_for("old config still polling", |s| {
         s.get(r#"acedata_balance_credits{account="main"}"#) == Some(55.55)
     })
     .await;

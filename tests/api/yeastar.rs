@@ -23,10 +23,12 @@ async fn token_is_exchanged_once_and_reused_with_the_user_agent() {
     let sim = simulator(SimOptions::default()).await;
     let app = spawn_yaml(&ys_yaml(&sim.base_url(), &creds())).await;
     app.wait_ready().await;
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    wait_until("three balance polls", || {
+        sim.request_count(Route::YeastarBalance) >= 3
+    })
+    .await;
     assert_eq!(app.samples().await.value(BALANCE), 675.24);
     assert_eq!(sim.request_count(Route::YeastarToken), 1);
-    assert!(sim.request_count(Route::YeastarBalance) >= 3);
     let token_req = sim.last_request(Route::YeastarToken).unwrap();
     assert_eq!(
         token_req.form_param("grant_type").as_deref(),
@@ -53,14 +55,20 @@ async fn token_is_refreshed_before_expiry() {
     .await;
     let app = spawn_yaml(&ys_yaml(&sim.base_url(), &creds())).await;
     app.wait_ready().await;
-    tokio::time::sleep(Duration::from_millis(3500)).await;
-    let refreshes = sim
-        .request_log()
-        .iter()
-        .filter(|r| r.route == Some(Route::YeastarToken))
-        .filter(|r| r.form_param("grant_type").as_deref() == Some("refresh_token"))
-        .count();
-    assert!(refreshes >= 1, "refreshed");
+    let refreshes = || {
+        sim.request_log()
+            .iter()
+            .filter(|r| r.route == Some(Route::YeastarToken))
+            .filter(|r| r.form_param("grant_type").as_deref() == Some("refresh_token"))
+            .count()
+    };
+    wait_until("a refresh", || refreshes() >= 1).await;
+    // A poll after the refresh used the new token.
+    let polls = sim.request_count(Route::YeastarBalance);
+    wait_until("a poll after the refresh", || {
+        sim.request_count(Route::YeastarBalance) > polls
+    })
+    .await;
     let s = app.samples().await;
     assert_eq!(s.value(r#"balance_exporter_collector_errors_total{account="partner",collector="yeastar_balance",reason="unauthorized"}"#), 0.0);
     app.stop().await;
@@ -74,9 +82,7 @@ async fn a_401_refreshes_and_retries_once() {
     sim.expire_yeastar_tokens();
     sim.set_yeastar_balance(YS_ID, 99.5);
     let s = app
-        .wait_for(Duration::from_secs(3), "balance after refresh", |s| {
-            s.get(BALANCE) == Some(99.5)
-        })
+        .wait_for("balance after refresh", |s| s.get(BALANCE) == Some(99.5))
         .await;
     // The retry succeeded within the attempt: no failure was recorded.
     assert_eq!(s.value(r#"balance_exporter_collector_errors_total{account="partner",collector="yeastar_balance",reason="unauthorized"}"#), 0.0);
@@ -95,7 +101,7 @@ async fn failed_refresh_falls_back_to_client_credentials() {
     sim.expire_yeastar_tokens();
     sim.revoke_yeastar_refresh_tokens();
     sim.set_yeastar_balance(YS_ID, 7.25);
-    app.wait_for(Duration::from_secs(3), "balance after re-exchange", |s| {
+    app.wait_for("balance after re-exchange", |s| {
         s.get(BALANCE) == Some(7.25)
     })
     .await;
@@ -115,7 +121,7 @@ async fn code_other_than_success_is_an_api_error_even_on_http_200() {
     app.wait_ready().await;
     sim.inject_fault(Route::YeastarBalance, Fault::ApiError, Some(1));
     let s = app
-        .wait_for(Duration::from_secs(3), "api_error", |s| {
+        .wait_for("api_error", |s| {
             s.get(r#"balance_exporter_collector_errors_total{account="partner",collector="yeastar_balance",reason="api_error"}"#) == Some(1.0)
         })
         .await;
@@ -159,10 +165,8 @@ async fn static_token_from_a_file_is_reread_when_it_changes() {
     let f = std::fs::File::options().write(true).open(&path).unwrap();
     f.set_modified(std::time::SystemTime::now() + Duration::from_secs(2))
         .unwrap();
-    app.wait_for(Duration::from_secs(3), "new token used", |s| {
-        s.get(BALANCE) == Some(2.0)
-    })
-    .await;
+    app.wait_for("new token used", |s| s.get(BALANCE) == Some(2.0))
+        .await;
     assert_eq!(sim.request_count(Route::YeastarToken), 0);
     app.stop().await;
 }

@@ -6,7 +6,6 @@
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use balance_exporter::simulator::{Fault, Route, SimOptions, Simulator};
 
@@ -23,27 +22,38 @@ const ENV_NAME: &str = "BE_HARDENING_ACE_TOKEN";
 
 struct Output {
     lines: Arc<Mutex<Vec<String>>>,
+    reader: std::thread::JoinHandle<()>,
 }
 
 impl Output {
     fn capture(stream: impl Read + Send + 'static) -> Output {
         let lines = Arc::new(Mutex::new(Vec::new()));
         let sink = lines.clone();
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in BufReader::new(stream).lines() {
                 let Ok(line) = line else { break };
                 sink.lock().unwrap().push(line);
             }
         });
-        Output { lines }
+        Output { lines, reader }
+    }
+
+    /// Everything the process wrote, once its end of the pipe is closed.
+    async fn finish(self) -> String {
+        let reader = self.reader;
+        tokio::task::spawn_blocking(move || reader.join().unwrap())
+            .await
+            .unwrap();
+        let lines = self.lines.lock().unwrap();
+        lines.join("\n")
     }
 
     fn text(&self) -> String {
         self.lines.lock().unwrap().join("\n")
     }
 
-    async fn wait_for(&self, what: &str, also: &str, limit: Duration) -> String {
-        let found = eventually(limit, || async {
+    async fn wait_for(&self, what: &str, also: &str) -> String {
+        let found = eventually(|| async {
             self.lines
                 .lock()
                 .unwrap()
@@ -130,9 +140,7 @@ async fn run(format: &str) {
     let stdout = Output::capture(child.stdout.take().unwrap());
     let stderr = Output::capture(child.stderr.take().unwrap());
 
-    let listening = stderr
-        .wait_for("listening", "127.0.0.1:", Duration::from_secs(10))
-        .await;
+    let listening = stderr.wait_for("listening", "127.0.0.1:").await;
     let port: u16 = listening
         .split("127.0.0.1:")
         .nth(1)
@@ -155,10 +163,9 @@ async fn run(format: &str) {
             (r.status().as_u16(), r.text().await.unwrap())
         }
     };
-    let ready = eventually(Duration::from_secs(10), || async {
-        (get("/-/ready", Some(WEB_PASSWORD)).await.0 == 200).then_some(())
-    })
-    .await;
+    let ready =
+        eventually(|| async { (get("/-/ready", Some(WEB_PASSWORD)).await.0 == 200).then_some(()) })
+            .await;
     assert!(ready.is_some(), "{}", stderr.text());
 
     // Faults on every route, a few times each, in turn.
@@ -181,7 +188,7 @@ async fn run(format: &str) {
         }
     }
     // Until every reason has been seen (each fault is used once, retries included).
-    let seen_all = eventually(Duration::from_secs(15), || async {
+    let seen_all = eventually(|| async {
         let log = stderr.text();
         [
             "unauthorized",
@@ -198,9 +205,13 @@ async fn run(format: &str) {
     .await;
     assert!(seen_all.is_some(), "{}", stderr.text());
     sim.clear_faults();
+    // Renewed tokens must not leak either: wait until the exporter has fetched one.
+    let issued = sim.yeastar_tokens_issued();
     sim.expire_yeastar_tokens();
     sim.revoke_yeastar_refresh_tokens();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let renewed =
+        eventually(|| async { (sim.yeastar_tokens_issued() > issued).then_some(()) }).await;
+    assert!(renewed.is_some(), "no token renewed:\n{}", stderr.text());
 
     // Rejected and odd requests: their bodies are checked too.
     bodies.push(get("/metrics", Some(WEB_PASSWORD)).await.1);
@@ -241,16 +252,12 @@ async fn run(format: &str) {
     assert_eq!(r.status(), 400);
     bodies.push(r.text().await.unwrap());
     stderr
-        .wait_for(
-            "reload rejected",
-            "previous configuration keeps running",
-            Duration::from_secs(3),
-        )
+        .wait_for("reload rejected", "previous configuration keeps running")
         .await;
 
     // SIGHUP: an invalid config is rejected with an error line, a valid one is taken.
     signal(&child, "HUP");
-    let rejected = eventually(Duration::from_secs(3), || async {
+    let rejected = eventually(|| async {
         let n = stderr
             .lines
             .lock()
@@ -269,12 +276,19 @@ async fn run(format: &str) {
     write(&config_path, &config(&sim.base_url(), &dir, ""));
     let reloads_before = stderr.text().matches("configuration reloaded").count();
     signal(&child, "HUP");
-    let reloaded = eventually(Duration::from_secs(3), || async {
+    let reloaded = eventually(|| async {
         (stderr.text().matches("configuration reloaded").count() > reloads_before).then_some(())
     })
     .await;
     assert!(reloaded.is_some(), "{}", stderr.text());
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The reloaded configuration's collectors have polled: every account asked again.
+    let asked = sim.total_requests();
+    let polled = eventually(|| async {
+        let ready = get("/-/ready", Some(WEB_PASSWORD)).await.0 == 200;
+        (ready && sim.total_requests() >= asked + 4).then_some(())
+    })
+    .await;
+    assert!(polled.is_some(), "{}", stderr.text());
     bodies.push(get("/metrics", Some(WEB_PASSWORD)).await.1);
 
     signal(&child, "TERM");
@@ -282,11 +296,8 @@ async fn run(format: &str) {
         .await
         .unwrap();
     assert!(status.success(), "exit status {status:?}");
-    // Let the reader threads drain the pipes.
-    tokio::time::sleep(Duration::from_millis(200)).await;
-
-    let log = stderr.text();
-    let out = stdout.text();
+    let log = stderr.finish().await;
+    let out = stdout.finish().await;
     // The run did exercise what it claims to.
     for needle in [
         "collection failed",

@@ -22,6 +22,9 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+/// How long a wait goes on before it is called a hang (see [`eventually`]).
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
 pub const ACE_TOKEN: &str = "ace-token-for-tests";
 pub const YS_ID: &str = "yeastar-client-id";
 pub const YS_SECRET: &str = "yeastar-client-secret";
@@ -241,13 +244,14 @@ pub fn value(metrics: &str, series: &str) -> Option<f64> {
     })
 }
 
-/// Poll `f` every 50 ms until it returns `Some`, for at most `limit`.
-pub async fn eventually<T, F, Fut>(limit: Duration, mut f: F) -> Option<T>
+/// Poll `f` every 50 ms until it returns `Some`; `None` only after [`PATIENCE`], a bound
+/// that catches a hang and that a loaded machine never approaches on a healthy run.
+pub async fn eventually<T, F, Fut>(mut f: F) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
 {
-    let end = Instant::now() + limit;
+    let end = Instant::now() + PATIENCE;
     loop {
         if let Some(v) = f().await {
             return Some(v);
