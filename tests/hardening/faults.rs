@@ -40,7 +40,7 @@ async fn connection_refused_is_connect_and_retried_within_the_budget() {
     };
     let (r, took) = balance_attempt(&format!("http://127.0.0.1:{port}")).await;
     assert_eq!(reason(&r), "connect", "{r:?}");
-    assert!(took < BUDGET, "took {took:?}");
+    assert!(took <= BUDGET + SLACK, "took {took:?}");
     // Four tries with 10..20 + 20..40 + 40..80 ms of backoff in between.
     assert!(took >= Duration::from_millis(70), "no backoff: {took:?}");
 }
@@ -191,7 +191,8 @@ async fn rate_limit_longer_than_the_budget_is_not_retried_and_carries_the_wait()
     let e = r.unwrap_err();
     assert_eq!(e.reason(), "rate_limited");
     assert_eq!(e.retry_after(), Some(Duration::from_secs(30)));
-    assert!(took < Duration::from_millis(500), "waited {took:?}");
+    // Waiting would run into the 2 s deadline.
+    assert!(took < Duration::from_millis(1500), "waited {took:?}");
     assert_eq!(sim.request_count(Route::AcedataBalance), 1, "never hammer");
 }
 
@@ -320,7 +321,7 @@ async fn endless_body_stops_at_the_cap() {
     let e = r.unwrap_err();
     assert_eq!(e.reason(), "decode", "{e}");
     assert!(e.to_string().contains("cap"), "{e}");
-    assert!(took < Duration::from_secs(1), "read until {took:?}");
+    assert!(took <= BUDGET + SLACK, "read until {took:?}");
     assert_eq!(accepted.load(Ordering::SeqCst), 1, "not retried");
 }
 
