@@ -55,7 +55,7 @@ fn polled_exposition(
                     sim.base_url()
                 ));
             }
-            (Config::from_yaml(&yaml).expect("config"), sim)
+            (Config::from_yaml(&yaml, &balance_exporter::providers::all()).expect("config"), sim)
         };
         let app = Application::build(Settings::new(
             ConfigSource::Fixed(Box::new(config)),

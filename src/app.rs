@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 
 use crate::config::{Config, ConfigError};
 use crate::metrics::{Exposition, Registry, SelfMetrics};
-use crate::providers::{self, ProviderMetrics};
+use crate::provider::{self, Provider, ProviderMetrics};
 use crate::scheduler::{Readiness, Scheduler, Shared};
 use crate::server::{self, ReloadRequest, ServerLimits, ServerState};
 use crate::upstream::Upstream;
@@ -26,10 +26,10 @@ pub enum ConfigSource {
 }
 
 impl ConfigSource {
-    /// Load (or re-load) the configuration.
-    pub fn load(&self) -> Result<Config, ConfigError> {
+    /// Load (or re-load) the configuration, with a section for each of `providers`.
+    pub fn load(&self, providers: &[&'static dyn Provider]) -> Result<Config, ConfigError> {
         match self {
-            ConfigSource::File(p) => Config::load(p),
+            ConfigSource::File(p) => Config::load(p, providers),
             ConfigSource::Fixed(c) => Ok((**c).clone()),
         }
     }
@@ -46,6 +46,9 @@ pub struct Settings {
     pub web_config: Option<PathBuf>,
     /// Abuse bounds of the HTTP server.
     pub limits: ServerLimits,
+    /// The vendors whose sections the configuration may have
+    /// ([`crate::providers::all`] unless a test adds one).
+    pub providers: Vec<&'static dyn Provider>,
 }
 
 impl Settings {
@@ -58,6 +61,7 @@ impl Settings {
             telemetry_path: "/metrics".into(),
             web_config: None,
             limits: ServerLimits::default(),
+            providers: crate::providers::all(),
         }
     }
 }
@@ -94,7 +98,7 @@ pub enum StartError {
 impl Application {
     /// Load the configuration, register metrics and bind the listener.
     pub async fn build(settings: Settings) -> Result<Application, StartError> {
-        let config = settings.config.load()?;
+        let config = settings.config.load(&settings.providers)?;
         let web = match &settings.web_config {
             Some(path) => Some(Arc::new(WebConfigFile::load(path).map_err(|source| {
                 StartError::WebConfig {
@@ -116,7 +120,7 @@ impl Application {
         })?;
         let registry = Registry::new();
         let self_metrics = SelfMetrics::new(&registry);
-        let providers = ProviderMetrics::register(&registry);
+        let providers = ProviderMetrics::register(&registry, &settings.providers);
         let exposition = Exposition::new(registry);
         Ok(Application {
             listener,
@@ -188,7 +192,7 @@ impl Application {
             tokio::select! {
                 _ = &mut shutdown => break,
                 Some(reply) = reload_rx.recv() => {
-                    let result = match self.settings.config.load() {
+                    let result = match self.settings.config.load(&self.settings.providers) {
                         Ok(config) => {
                             running = running.replace(config, &self.providers, &shared).await;
                             tracing::info!("configuration reloaded");
@@ -220,13 +224,13 @@ impl Running {
         let upstream = Upstream::new(config.max_concurrent_requests);
         let thresholds = &shared.self_metrics.low_balance_threshold;
         thresholds.reset();
-        for t in providers::thresholds(&config) {
+        for t in provider::thresholds(&config) {
             thresholds
                 .with_label_values(&[t.provider, &t.account])
                 .set(t.value);
         }
-        let collectors = providers::collectors(&config, providers, &upstream);
-        let accounts = config.acedata.len() + config.yeastar.len();
+        let collectors = provider::collectors(&config, providers, &upstream);
+        let accounts = config.account_count();
         tracing::info!(
             accounts,
             collectors = collectors.len(),

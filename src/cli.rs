@@ -1,10 +1,13 @@
 //! Command-line flags, named after the Prometheus exporter conventions.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Parser;
 
+use crate::config::Config;
+use crate::provider::Provider;
 use crate::telemetry::{LogFormat, LogLevel};
+use crate::web_config::WebConfig;
 
 /// Prometheus exporter for Ace Data Cloud credits and distribution, and Yeastar
 /// Partner Portal balances.
@@ -63,4 +66,40 @@ pub fn listen_address(s: &str) -> String {
     } else {
         s.to_string()
     }
+}
+
+/// What `--config.check` found: a line per valid file, and every problem.
+#[derive(Debug, Default)]
+pub struct CheckReport {
+    pub valid: Vec<String>,
+    pub problems: Vec<String>,
+}
+
+/// `--config.check`: validate the configuration file (with a section for each of
+/// `providers`) and the web configuration file, if any.
+pub fn check(
+    config_file: &Path,
+    web_config_file: Option<&Path>,
+    providers: &[&'static dyn Provider],
+) -> CheckReport {
+    let mut report = CheckReport::default();
+    match Config::load(config_file, providers) {
+        Ok(c) => report.valid.push(format!(
+            "{}: configuration is valid ({} account(s))",
+            config_file.display(),
+            c.summary()
+        )),
+        Err(e) => report
+            .problems
+            .push(format!("{}: {e}", config_file.display())),
+    }
+    if let Some(path) = web_config_file {
+        match WebConfig::load(path) {
+            Ok(_) => report
+                .valid
+                .push(format!("{}: web configuration is valid", path.display())),
+            Err(e) => report.problems.push(format!("{}: {e}", path.display())),
+        }
+    }
+    report
 }

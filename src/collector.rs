@@ -1,7 +1,6 @@
 //! The `Collector` trait every provider collector implements, and the error whose
 //! variant becomes the `reason` label of `balance_exporter_collector_errors_total`.
 
-use std::future::Future;
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
@@ -79,23 +78,8 @@ impl CollectError {
     }
 }
 
-tokio::task_local! {
-    static DEADLINE: Instant;
-}
-
-/// Run one collection attempt that must be over by `deadline` (the start of the next
-/// attempt). Retries inside the attempt never go past it; see [`deadline`].
-pub async fn with_deadline<F: Future>(deadline: Instant, attempt: F) -> F::Output {
-    DEADLINE.scope(deadline, attempt).await
-}
-
-/// The deadline of the collection attempt running on this task, if any. Without one
-/// (a client called outside the scheduler) a request is tried once.
-pub fn deadline() -> Option<Instant> {
-    DEADLINE.try_with(|d| *d).ok()
-}
-
-/// One unit of polling: fetch from upstream, parse, and write gauges.
+/// One unit of polling: fetch from upstream, parse (pure functions), and write gauges
+/// (a pure `update` of the collector's own, no I/O).
 ///
 /// A collector owns whatever state it needs between attempts (for example the
 /// commission-history sync marker), which is why `collect` takes `&mut self`.
@@ -106,9 +90,10 @@ pub trait Collector: Send + 'static {
     fn name(&self) -> &'static str;
     /// The `account` label: the configured account name.
     fn account(&self) -> &str;
-    /// Fetch, parse and update this collector's series. On error nothing is written,
-    /// so the last good values stay exported.
-    fn collect(&mut self) -> BoxFuture<'_, Result<(), CollectError>>;
+    /// Fetch, parse and update this collector's series; retries inside the attempt
+    /// end before `deadline` (the start of the next attempt). On error nothing is
+    /// written, so the last good values stay exported.
+    fn collect(&mut self, deadline: Instant) -> BoxFuture<'_, Result<(), CollectError>>;
     /// Remove every series this collector exports (data went stale, or the account
     /// was removed from the configuration).
     fn clear(&mut self);

@@ -10,8 +10,9 @@ use crate::simulator::{
 
 /// The demo configuration for a simulator at `base_url`.
 pub fn config(base_url: &str) -> Result<Config, ConfigError> {
-    Config::from_yaml(&format!(
-        r#"
+    Config::from_yaml(
+        &format!(
+            r#"
 defaults:
   interval: 10s
   timeout: 5s
@@ -30,7 +31,9 @@ yeastar:
     client_secret: {DEMO_YEASTAR_CLIENT_SECRET}
     low_balance_threshold: 100
 "#
-    ))
+        ),
+        &crate::providers::all(),
+    )
 }
 
 /// Start the simulator on a free loopback port and return the configuration that

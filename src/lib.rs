@@ -8,12 +8,16 @@ pub mod cli;
 pub mod collector;
 pub mod config;
 pub mod demo;
+pub mod file_stamp;
 pub mod metrics;
+pub mod provider;
 pub mod providers;
 pub mod scheduler;
+pub mod secret;
 pub mod server;
 pub mod simulator;
 pub mod telemetry;
+pub mod timing;
 pub mod upstream;
 pub mod web_config;
 

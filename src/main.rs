@@ -5,39 +5,24 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use balance_exporter::app::{Application, ConfigSource, Settings};
-use balance_exporter::cli::{listen_address, Cli};
-use balance_exporter::config::Config;
+use balance_exporter::cli::{check, listen_address, Cli};
 use balance_exporter::telemetry;
-use balance_exporter::web_config::WebConfig;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if cli.config_check {
-        let mut valid = match Config::load(&cli.config_file) {
-            Ok(c) => {
-                println!(
-                    "{}: configuration is valid ({} Ace Data Cloud and {} Yeastar account(s))",
-                    cli.config_file.display(),
-                    c.acedata.len(),
-                    c.yeastar.len()
-                );
-                true
-            }
-            Err(e) => {
-                eprintln!("{}: {e}", cli.config_file.display());
-                false
-            }
-        };
-        if let Some(path) = &cli.web_config_file {
-            match WebConfig::load(path) {
-                Ok(_) => println!("{}: web configuration is valid", path.display()),
-                Err(e) => {
-                    eprintln!("{}: {e}", path.display());
-                    valid = false;
-                }
-            }
+        let report = check(
+            &cli.config_file,
+            cli.web_config_file.as_deref(),
+            &balance_exporter::providers::all(),
+        );
+        for line in &report.valid {
+            println!("{line}");
         }
-        return if valid {
+        for line in &report.problems {
+            eprintln!("{line}");
+        }
+        return if report.problems.is_empty() {
             ExitCode::SUCCESS
         } else {
             ExitCode::from(1)

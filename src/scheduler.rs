@@ -16,9 +16,14 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::collector::Collector;
-use crate::config::Timing;
 use crate::metrics::{Exposition, SelfMetrics};
-use crate::providers::Scheduled;
+use crate::timing::Timing;
+
+/// A collector with the cadence of its account: what the scheduler runs.
+pub struct Scheduled {
+    pub collector: Box<dyn Collector>,
+    pub timing: Timing,
+}
 
 /// Counts collectors that have not finished their first attempt yet.
 #[derive(Debug, Default)]
@@ -170,7 +175,7 @@ async fn run(
         let deadline = started + timing.interval;
         let result = tokio::select! {
             _ = cancel.cancelled() => break,
-            r = crate::collector::with_deadline(deadline, collector.collect()) => r,
+            r = collector.collect(deadline) => r,
         };
         let elapsed = started.elapsed();
         m.duration

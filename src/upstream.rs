@@ -4,8 +4,8 @@
 //! failures to [`CollectError`].
 //!
 //! Retries stay inside the collection attempt: a retry is only started when it can
-//! finish before the attempt's deadline ([`crate::collector::deadline`], the start of
-//! the next attempt). Timeouts, connection failures, 5xx and 429 are retried; other
+//! finish before the attempt's deadline (the start of the next attempt, given to
+//! [`Upstream::send`]). Timeouts, connection failures, 5xx and 429 are retried; other
 //! 4xx are not (a Yeastar 401 is retried once by its collector, after renewing the
 //! token). A 429's `Retry-After` is honoured: the retry waits at least that long, and
 //! when that does not fit, the error carries it so the scheduler waits too.
@@ -169,13 +169,15 @@ impl Upstream {
 
     /// Send `request` and return the body of a 2xx answer; non-2xx answers become
     /// errors by status. Each try is limited by `timeout` (connect, headers and
-    /// body); failed tries are retried as the module documentation says.
+    /// body); failed tries are retried as the module documentation says, as long as
+    /// a retry can finish before `deadline` (the start of the next poll). Without a
+    /// deadline the request is tried once.
     pub async fn send(
         &self,
         request: RequestBuilder,
         timeout: Duration,
+        deadline: Option<Instant>,
     ) -> Result<Bytes, CollectError> {
-        let deadline = crate::collector::deadline();
         let mut attempt = 1;
         let mut limit = timeout;
         loop {

@@ -32,7 +32,8 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
-use crate::config::{Fields, FileStamp};
+use crate::config::fields::{write_problems, Fields};
+use crate::file_stamp::FileStamp;
 
 /// Every problem found in a web configuration file.
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +43,7 @@ pub struct WebConfigError {
 
 impl fmt::Display for WebConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        crate::config::write_problems(f, "web configuration", &self.problems)
+        write_problems(f, "web configuration", &self.problems)
     }
 }
 

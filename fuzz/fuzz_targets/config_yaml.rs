@@ -4,5 +4,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|text: &str| {
-    let _ = balance_exporter::config::Config::from_yaml(text);
+    let _ = balance_exporter::config::Config::from_yaml(text, &balance_exporter::providers::all());
 });

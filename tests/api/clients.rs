@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use balance_exporter::config::Secret;
 use balance_exporter::providers::acedata::client::AcedataClient;
 use balance_exporter::providers::acedata::history::HistorySync;
 use balance_exporter::providers::yeastar::client::YeastarClient;
+use balance_exporter::secret::Secret;
 use balance_exporter::upstream::Upstream;
 use secrecy::SecretString;
 use serde_json::json;

@@ -151,7 +151,8 @@ pub async fn spawn_with(source: ConfigSource) -> TestApp {
 
 /// Build and run the exporter with a YAML configuration.
 pub async fn spawn_yaml(yaml: &str) -> TestApp {
-    let config = Config::from_yaml(yaml).unwrap_or_else(|e| panic!("{e}\n{yaml}"));
+    let config = Config::from_yaml(yaml, &balance_exporter::providers::all())
+        .unwrap_or_else(|e| panic!("{e}\n{yaml}"));
     spawn_with(ConfigSource::Fixed(Box::new(config))).await
 }
 

@@ -80,7 +80,11 @@ fn hash(password: &str) -> String {
 
 async fn app_with_web_config(web_config: &Path, limits: ServerLimits) -> TestApp {
     let sim = simulator().await;
-    let config = Config::from_yaml(&config_yaml(&sim.base_url(), "10s", "1s", "1m")).unwrap();
+    let config = Config::from_yaml(
+        &config_yaml(&sim.base_url(), "10s", "1s", "1m"),
+        &balance_exporter::providers::all(),
+    )
+    .unwrap();
     // The simulator lives as long as the test runtime.
     std::mem::forget(sim);
     TestApp::spawn(Settings {
@@ -249,7 +253,11 @@ async fn invalid_web_config_stops_the_start_with_every_problem_named() {
         &web,
         "tls_server_config:\n  cert_file: missing.crt\n  client_auth_type: Sometimes\nbasic_auth_users:\n  alice: plain-text\nextra: 1\n",
     );
-    let config = Config::from_yaml(&config_yaml("http://127.0.0.1:9", "10s", "1s", "1m")).unwrap();
+    let config = Config::from_yaml(
+        &config_yaml("http://127.0.0.1:9", "10s", "1s", "1m"),
+        &balance_exporter::providers::all(),
+    )
+    .unwrap();
     let err = Application::build(Settings {
         web_config: Some(web.clone()),
         ..Settings::new(ConfigSource::Fixed(Box::new(config)), "127.0.0.1:0")
@@ -301,7 +309,11 @@ async fn exchange(stream: &mut TcpStream, request: &str) -> String {
 
 async fn open_app(limits: ServerLimits) -> TestApp {
     let sim = simulator().await;
-    let config = Config::from_yaml(&config_yaml(&sim.base_url(), "10s", "1s", "1m")).unwrap();
+    let config = Config::from_yaml(
+        &config_yaml(&sim.base_url(), "10s", "1s", "1m"),
+        &balance_exporter::providers::all(),
+    )
+    .unwrap();
     std::mem::forget(sim);
     TestApp::spawn(Settings {
         limits,

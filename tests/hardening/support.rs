@@ -10,10 +10,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use balance_exporter::app::{Application, ConfigSource, Settings};
-use balance_exporter::collector::{with_deadline, CollectError, Collector};
+use balance_exporter::collector::{CollectError, Collector};
 use balance_exporter::config::Config;
 use balance_exporter::metrics::Registry;
-use balance_exporter::providers::{self, ProviderMetrics};
+use balance_exporter::provider::{self, ProviderMetrics};
+use balance_exporter::providers;
 use balance_exporter::simulator::{SimOptions, Simulator};
 use balance_exporter::upstream::{RetryPolicy, Upstream, UpstreamOptions};
 
@@ -78,9 +79,13 @@ yeastar:
 
 /// The collector `name` for the accounts of `config_yaml(base_url, …)`.
 pub fn collector(base_url: &str, name: &str, upstream: &Upstream) -> Box<dyn Collector> {
-    let config = Config::from_yaml(&config_yaml(base_url, "2s", "300ms", "1m")).unwrap();
-    let metrics = ProviderMetrics::register(&Registry::new());
-    providers::collectors(&config, &metrics, upstream)
+    let config = Config::from_yaml(
+        &config_yaml(base_url, "2s", "300ms", "1m"),
+        &balance_exporter::providers::all(),
+    )
+    .unwrap();
+    let metrics = ProviderMetrics::register(&Registry::new(), &providers::all());
+    provider::collectors(&config, &metrics, upstream)
         .into_iter()
         .find(|s| s.collector.name() == name)
         .unwrap()
@@ -93,7 +98,7 @@ pub async fn attempt(
     budget: Duration,
 ) -> (Result<(), CollectError>, Duration) {
     let started = Instant::now();
-    let r = with_deadline(started + budget, c.collect()).await;
+    let r = c.collect(started + budget).await;
     (r, started.elapsed())
 }
 
@@ -196,7 +201,7 @@ impl TestApp {
 
     /// The app polling a fixed config given as YAML.
     pub async fn with_yaml(yaml: &str) -> TestApp {
-        let config = Config::from_yaml(yaml).unwrap();
+        let config = Config::from_yaml(yaml, &balance_exporter::providers::all()).unwrap();
         TestApp::spawn(Settings::new(
             ConfigSource::Fixed(Box::new(config)),
             "127.0.0.1:0",

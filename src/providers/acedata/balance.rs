@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
+use tokio::time::Instant;
 
 use super::client::AcedataClient;
 use super::metrics::AcedataMetrics;
@@ -48,9 +49,9 @@ impl Collector for BalanceCollector {
         &self.account
     }
 
-    fn collect(&mut self) -> BoxFuture<'_, Result<(), CollectError>> {
+    fn collect(&mut self, deadline: Instant) -> BoxFuture<'_, Result<(), CollectError>> {
         async move {
-            let b = self.client.balance().await?;
+            let b = self.client.until(deadline).balance().await?;
             self.update(&b);
             Ok(())
         }

@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use reqwest::Method;
 use secrecy::ExposeSecret;
+use tokio::time::Instant;
 
 use super::model::{self, Balance, HistoryRecord, Level, ListPage, Status};
 use crate::collector::CollectError;
-use crate::config::Secret;
+use crate::secret::Secret;
 use crate::upstream::Upstream;
 
 /// A client for one account. Cheap to clone.
@@ -19,6 +20,7 @@ pub struct AcedataClient {
     token: Arc<Secret>,
     user_id: Option<Arc<str>>,
     timeout: Duration,
+    deadline: Option<Instant>,
 }
 
 impl AcedataClient {
@@ -36,6 +38,16 @@ impl AcedataClient {
             token: Arc::new(token),
             user_id: user_id.map(Into::into),
             timeout,
+            deadline: None,
+        }
+    }
+
+    /// This client for one collection attempt: failed requests are retried while a
+    /// retry can finish before `deadline`. (Without one, each request is tried once.)
+    pub fn until(&self, deadline: Instant) -> Self {
+        AcedataClient {
+            deadline: Some(deadline),
+            ..self.clone()
         }
     }
 
@@ -59,7 +71,9 @@ impl AcedataClient {
         if !query.is_empty() {
             request = request.query(query);
         }
-        self.upstream.send(request, self.timeout).await
+        self.upstream
+            .send(request, self.timeout, self.deadline)
+            .await
     }
 
     fn list_query(&self, mut q: Vec<(&'static str, String)>) -> Vec<(&'static str, String)> {

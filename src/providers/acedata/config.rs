@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use crate::config::{Fields, Secret, Timing};
+use crate::config::fields::Fields;
+use crate::secret::Secret;
+use crate::timing::Timing;
 
 /// Default API base URL.
 pub const DEFAULT_BASE_URL: &str = "https://platform.acedata.cloud";
@@ -79,7 +81,7 @@ impl AccountConfig {
         let base_url = f.url("base_url", DEFAULT_BASE_URL);
         let token = f.secret("token", true);
         let timing = f.timing(defaults);
-        let low_balance_threshold = threshold(f);
+        let low_balance_threshold = f.finite("low_balance_threshold");
         let initialize_distribution = f.take::<bool>("initialize_distribution").unwrap_or(true);
         let user_id = f.string("user_id", false);
         let collectors = collectors(f);
@@ -113,16 +115,6 @@ impl AccountConfig {
             history,
         })
     }
-}
-
-/// Read `low_balance_threshold` (a finite number).
-pub fn threshold(f: &mut Fields<'_>) -> Option<f64> {
-    let t = f.take::<f64>("low_balance_threshold")?;
-    if !t.is_finite() {
-        f.problem("low_balance_threshold", "must be a finite number");
-        return None;
-    }
-    Some(t)
 }
 
 fn collectors(f: &mut Fields<'_>) -> Option<Vec<CollectorKind>> {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use rust_decimal::Decimal;
+use tokio::time::Instant;
 
 use super::client::AcedataClient;
 use super::metrics::AcedataMetrics;
@@ -63,8 +64,8 @@ impl StatusCollector {
         }
     }
 
-    async fn fetch(&mut self) -> Result<Option<Status>, CollectError> {
-        let mut page = self.client.statuses().await?;
+    async fn fetch(&mut self, client: &AcedataClient) -> Result<Option<Status>, CollectError> {
+        let mut page = client.statuses().await?;
         let empty = page.count == Some(0) || page.items.is_empty();
         if empty && self.initialize && !self.initialized {
             tracing::info!(
@@ -72,9 +73,9 @@ impl StatusCollector {
                 account = %self.account,
                 "no distribution status yet; initializing it"
             );
-            self.client.initialize_status().await?;
+            client.initialize_status().await?;
             self.initialized = true;
-            page = self.client.statuses().await?;
+            page = client.statuses().await?;
         }
         Ok(page.items.into_iter().next())
     }
@@ -89,11 +90,12 @@ impl Collector for StatusCollector {
         &self.account
     }
 
-    fn collect(&mut self) -> BoxFuture<'_, Result<(), CollectError>> {
+    fn collect(&mut self, deadline: Instant) -> BoxFuture<'_, Result<(), CollectError>> {
         async move {
-            let status = self.fetch().await?;
+            let client = self.client.until(deadline);
+            let status = self.fetch(&client).await?;
             let levels = match &status {
-                Some(_) => self.client.levels().await?.items,
+                Some(_) => client.levels().await?.items,
                 None => Vec::new(),
             };
             self.update(status.as_ref(), &levels);
@@ -143,9 +145,9 @@ impl Collector for LevelsCollector {
         &self.account
     }
 
-    fn collect(&mut self) -> BoxFuture<'_, Result<(), CollectError>> {
+    fn collect(&mut self, deadline: Instant) -> BoxFuture<'_, Result<(), CollectError>> {
         async move {
-            let levels = self.client.levels().await?.items;
+            let levels = self.client.until(deadline).levels().await?.items;
             self.update(&levels);
             Ok(())
         }

@@ -445,9 +445,9 @@ impl Collector for HistoryCollector {
         &self.account
     }
 
-    fn collect(&mut self) -> BoxFuture<'_, Result<(), CollectError>> {
+    fn collect(&mut self, deadline: Instant) -> BoxFuture<'_, Result<(), CollectError>> {
         async move {
-            let totals = *self.sync.sync(&mut self.client).await?;
+            let totals = *self.sync.sync(&mut self.client.until(deadline)).await?;
             Self::update(&self.metrics, &self.account, &totals);
             Ok(())
         }

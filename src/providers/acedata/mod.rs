@@ -8,13 +8,65 @@ pub mod history;
 pub mod metrics;
 pub mod model;
 
+use std::any::Any;
 use std::sync::Arc;
 
 use self::client::AcedataClient;
 pub use self::config::{AccountConfig, CollectorKind};
 use self::metrics::AcedataMetrics;
 use crate::collector::Collector;
+use crate::config::fields::Fields;
+use crate::metrics::Registry;
+use crate::provider::{self, Account, Families, Provider};
+use crate::timing::Timing;
 use crate::upstream::Upstream;
+
+/// Ace Data Cloud, as the core sees it.
+#[derive(Debug)]
+pub struct Acedata;
+
+/// The one instance, listed in [`crate::providers::all`].
+pub static PROVIDER: Acedata = Acedata;
+
+impl Provider for Acedata {
+    fn name(&self) -> &'static str {
+        "acedata"
+    }
+
+    fn title(&self) -> &'static str {
+        "Ace Data Cloud"
+    }
+
+    fn parse_account(&self, fields: &mut Fields<'_>, defaults: Timing) -> Option<Arc<dyn Account>> {
+        AccountConfig::parse(fields, defaults).map(|a| Arc::new(a) as Arc<dyn Account>)
+    }
+
+    fn register(&self, registry: &Registry) -> Families {
+        Arc::new(AcedataMetrics::new(registry))
+    }
+}
+
+impl Account for AccountConfig {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn timing(&self) -> Timing {
+        self.timing
+    }
+
+    fn low_balance_threshold(&self) -> Option<f64> {
+        self.low_balance_threshold
+    }
+
+    fn collectors(&self, families: &Families, upstream: &Upstream) -> Vec<Box<dyn Collector>> {
+        collectors(self, &provider::families(families), upstream)
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
 
 /// The collectors of one account, as configured.
 pub fn collectors(

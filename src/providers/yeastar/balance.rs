@@ -4,30 +4,13 @@ use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
+use tokio::time::Instant;
 
 use super::client::YeastarClient;
+use super::metrics::YeastarMetrics;
+use super::model::BalanceInfo;
 use super::token::TokenManager;
 use crate::collector::{CollectError, Collector};
-use crate::metrics::{GaugeFamily, Registry};
-
-/// Every Yeastar metric name, in one place.
-pub struct YeastarMetrics {
-    pub balance: GaugeFamily,
-}
-
-impl YeastarMetrics {
-    /// Register every family into `r`.
-    pub fn new(r: &Registry) -> Self {
-        YeastarMetrics {
-            balance: GaugeFamily::new(
-                r,
-                "yeastar_account_balance",
-                "Yeastar Partner Portal account balance.",
-                &[],
-            ),
-        }
-    }
-}
 
 /// Polls the account balance, renewing the access token as needed.
 pub struct BalanceCollector {
@@ -35,6 +18,15 @@ pub struct BalanceCollector {
     pub(super) client: YeastarClient,
     pub(super) tokens: TokenManager,
     pub(super) metrics: Arc<YeastarMetrics>,
+}
+
+impl BalanceCollector {
+    /// Write a parsed balance to the gauges; no I/O.
+    pub fn update(&self, info: &BalanceInfo) {
+        self.metrics
+            .balance
+            .set(&self.account, info.account_balance);
+    }
 }
 
 impl Collector for BalanceCollector {
@@ -46,10 +38,11 @@ impl Collector for BalanceCollector {
         &self.account
     }
 
-    fn collect(&mut self) -> BoxFuture<'_, Result<(), CollectError>> {
+    fn collect(&mut self, deadline: Instant) -> BoxFuture<'_, Result<(), CollectError>> {
         async move {
-            let token = self.tokens.access_token(&self.client).await?;
-            let info = match self.client.balance(&token).await {
+            let client = self.client.until(deadline);
+            let token = self.tokens.access_token(&client).await?;
+            let info = match client.balance(&token).await {
                 Err(CollectError::Unauthorized { .. }) if self.tokens.can_renew() => {
                     tracing::info!(
                         collector = "yeastar_balance",
@@ -57,14 +50,12 @@ impl Collector for BalanceCollector {
                         "access token rejected; renewing it and retrying once"
                     );
                     self.tokens.invalidate();
-                    let token = self.tokens.access_token(&self.client).await?;
-                    self.client.balance(&token).await?
+                    let token = self.tokens.access_token(&client).await?;
+                    client.balance(&token).await?
                 }
                 other => other?,
             };
-            self.metrics
-                .balance
-                .set(&self.account, info.account_balance);
+            self.update(&info);
             Ok(())
         }
         .boxed()

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
+use tokio::time::Instant;
 
 use super::model::{self, BalanceInfo, TokenGrant};
 use crate::collector::CollectError;
@@ -17,6 +18,7 @@ pub struct YeastarClient {
     base_url: Arc<str>,
     user_agent: Arc<str>,
     timeout: Duration,
+    deadline: Option<Instant>,
 }
 
 impl YeastarClient {
@@ -27,6 +29,16 @@ impl YeastarClient {
             base_url: base_url.trim_end_matches('/').into(),
             user_agent: user_agent.into(),
             timeout,
+            deadline: None,
+        }
+    }
+
+    /// This client for one collection attempt: failed requests are retried while a
+    /// retry can finish before `deadline`. (Without one, each request is tried once.)
+    pub fn until(&self, deadline: Instant) -> Self {
+        YeastarClient {
+            deadline: Some(deadline),
+            ..self.clone()
         }
     }
 
@@ -39,7 +51,10 @@ impl YeastarClient {
             .header(reqwest::header::USER_AGENT, &*self.user_agent)
             .header(reqwest::header::ACCEPT, "application/json")
             .form(form);
-        let body = self.upstream.send(request, self.timeout).await?;
+        let body = self
+            .upstream
+            .send(request, self.timeout, self.deadline)
+            .await?;
         model::parse_token(&body)
     }
 
@@ -81,7 +96,10 @@ impl YeastarClient {
                 reqwest::header::AUTHORIZATION,
                 format!("Bearer {}", access_token.expose_secret()),
             );
-        let body = self.upstream.send(request, self.timeout).await?;
+        let body = self
+            .upstream
+            .send(request, self.timeout, self.deadline)
+            .await?;
         model::parse_balance(&body)
     }
 }

@@ -1,7 +1,8 @@
 //! Configuration of one Yeastar Partner Portal account.
 
-use crate::config::{Fields, Secret, Timing};
-use crate::providers::acedata::config::threshold;
+use crate::config::fields::Fields;
+use crate::secret::Secret;
+use crate::timing::Timing;
 
 /// Default API base URL.
 pub const DEFAULT_BASE_URL: &str = "https://openapi.partner.yeastar.com";
@@ -108,7 +109,7 @@ impl AccountConfig {
             Some(DEFAULT_USER_AGENT.to_string())
         };
         let timing = f.timing(defaults);
-        let low_balance_threshold = threshold(f);
+        let low_balance_threshold = f.finite("low_balance_threshold");
         Some(AccountConfig {
             name: name?,
             base_url,

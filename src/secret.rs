@@ -1,0 +1,106 @@
+//! Secret values (tokens, client secrets) with their source: literal, file or
+//! environment variable. They never print.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use secrecy::SecretString;
+
+use crate::file_stamp::FileStamp;
+
+/// Where a secret comes from.
+#[derive(Debug, Clone)]
+pub enum SecretSource {
+    /// Written in the config file.
+    Literal(SecretString),
+    /// Read from a file (trailing whitespace trimmed), re-read when it changes.
+    File(PathBuf),
+    /// Read from an environment variable (by name).
+    Env(String),
+}
+
+/// A secret value with its source. File secrets are re-read when the file's
+/// modification time changes, so a rotated Kubernetes Secret is picked up without a
+/// restart. `Debug` never shows the value.
+#[derive(Debug)]
+pub struct Secret {
+    source: SecretSource,
+    cache: Mutex<Option<(Option<FileStamp>, SecretString)>>,
+}
+
+impl Clone for Secret {
+    fn clone(&self) -> Self {
+        Secret::new(self.source.clone())
+    }
+}
+
+impl Secret {
+    /// A secret read from `source`.
+    pub fn new(source: SecretSource) -> Self {
+        Secret {
+            source,
+            cache: Mutex::new(None),
+        }
+    }
+
+    /// A literal secret (used by the demo and by tests).
+    pub fn literal(value: &str) -> Self {
+        Secret::new(SecretSource::Literal(SecretString::from(value.to_string())))
+    }
+
+    /// The current value. Errors name the source (file path or variable name), never
+    /// the value.
+    pub fn get(&self) -> Result<SecretString, String> {
+        match &self.source {
+            SecretSource::Literal(s) => Ok(s.clone()),
+            SecretSource::Env(name) => match std::env::var(name) {
+                Ok(v) if !v.trim().is_empty() => Ok(SecretString::from(v.trim().to_string())),
+                Ok(_) => Err(format!("environment variable {name} is empty")),
+                Err(_) => Err(format!("environment variable {name} is not set")),
+            },
+            SecretSource::File(path) => {
+                let stamp = FileStamp::of(path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some((cached, value)) = cache.as_ref() {
+                    if stamp.is_some() && *cached == stamp {
+                        return Ok(value.clone());
+                    }
+                }
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                let text = text.trim();
+                if text.is_empty() {
+                    return Err(format!("{} is empty", path.display()));
+                }
+                let value = SecretString::from(text.to_string());
+                *cache = Some((stamp, value.clone()));
+                Ok(value)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    #[test]
+    fn file_secret_is_reread_when_it_changes() {
+        let dir = std::env::temp_dir().join(format!("be-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("token");
+        std::fs::write(&path, "first\n").unwrap();
+        let s = Secret::new(SecretSource::File(path.clone()));
+        assert_eq!(s.get().unwrap().expose_secret(), "first");
+        std::fs::write(&path, "second").unwrap();
+        let f = std::fs::File::options().write(true).open(&path).unwrap();
+        f.set_modified(SystemTime::now() + Duration::from_secs(5))
+            .unwrap();
+        assert_eq!(s.get().unwrap().expose_secret(), "second");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
