@@ -172,6 +172,7 @@ impl Application {
         // Collectors first, so that readiness counts them before the first request.
         let mut running = Running::start(self.config, &self.providers, &shared);
         let stop = tokio_util::sync::CancellationToken::new();
+        let watcher = self.web.as_ref().map(|w| w.watch(stop.clone()));
         let server = tokio::spawn(server::serve(
             self.listener,
             state,
@@ -192,7 +193,12 @@ impl Application {
             tokio::select! {
                 _ = &mut shutdown => break,
                 Some(reply) = reload_rx.recv() => {
-                    let result = match self.settings.config.load(&self.settings.providers) {
+                    // Reading the file is blocking work: off the async threads.
+                    let (source, providers) = (self.settings.config.clone(), self.settings.providers.clone());
+                    let loaded = tokio::task::spawn_blocking(move || source.load(&providers))
+                        .await
+                        .unwrap_or_else(|e| Err(ConfigError { problems: vec![format!("reading the configuration failed: {e}")] }));
+                    let result = match loaded {
                         Ok(config) => {
                             running = running.replace(config, &self.providers, &shared).await;
                             tracing::info!("configuration reloaded");
@@ -211,6 +217,9 @@ impl Application {
         running.scheduler.stop().await;
         stop.cancel();
         let _ = server.await;
+        if let Some(w) = watcher {
+            let _ = w.await;
+        }
     }
 }
 

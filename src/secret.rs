@@ -1,8 +1,8 @@
 //! Secret values (tokens, client secrets) with their source: literal, file or
 //! environment variable. They never print.
 
-use std::path::PathBuf;
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use secrecy::SecretString;
 
@@ -25,8 +25,11 @@ pub enum SecretSource {
 #[derive(Debug)]
 pub struct Secret {
     source: SecretSource,
-    cache: Mutex<Option<(Option<FileStamp>, SecretString)>>,
+    cache: Arc<Mutex<Cached>>,
 }
+
+/// The last value read from a secret file, with the stamp of the file it came from.
+type Cached = Option<(Option<FileStamp>, SecretString)>;
 
 impl Clone for Secret {
     fn clone(&self) -> Self {
@@ -39,7 +42,7 @@ impl Secret {
     pub fn new(source: SecretSource) -> Self {
         Secret {
             source,
-            cache: Mutex::new(None),
+            cache: Arc::new(Mutex::new(None)),
         }
     }
 
@@ -49,7 +52,8 @@ impl Secret {
     }
 
     /// The current value. Errors name the source (file path or variable name), never
-    /// the value.
+    /// the value. A file secret is checked (and read when it changed) on the calling
+    /// thread: use [`Secret::current`] on an async one.
     pub fn get(&self) -> Result<SecretString, String> {
         match &self.source {
             SecretSource::Literal(s) => Ok(s.clone()),
@@ -58,27 +62,41 @@ impl Secret {
                 Ok(_) => Err(format!("environment variable {name} is empty")),
                 Err(_) => Err(format!("environment variable {name} is not set")),
             },
-            SecretSource::File(path) => {
-                let stamp = FileStamp::of(path)
-                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-                let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-                if let Some((cached, value)) = cache.as_ref() {
-                    if stamp.is_some() && *cached == stamp {
-                        return Ok(value.clone());
-                    }
-                }
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-                let text = text.trim();
-                if text.is_empty() {
-                    return Err(format!("{} is empty", path.display()));
-                }
-                let value = SecretString::from(text.to_string());
-                *cache = Some((stamp, value.clone()));
-                Ok(value)
-            }
+            SecretSource::File(path) => read_file(path, &self.cache),
         }
     }
+
+    /// [`Secret::get`] for async code: the file check and read run on a blocking
+    /// thread, so a slow disk never stalls the runtime.
+    pub async fn current(&self) -> Result<SecretString, String> {
+        let SecretSource::File(path) = &self.source else {
+            return self.get();
+        };
+        let (path, cache) = (path.clone(), self.cache.clone());
+        tokio::task::spawn_blocking(move || read_file(&path, &cache))
+            .await
+            .unwrap_or_else(|e| Err(format!("reading the secret file failed: {e}")))
+    }
+}
+
+/// The secret in the file at `path`, from `cache` while the file is unchanged.
+fn read_file(path: &Path, cache: &Mutex<Cached>) -> Result<SecretString, String> {
+    let stamp = FileStamp::of(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((cached, value)) = cache.as_ref() {
+        if stamp.is_some() && *cached == stamp {
+            return Ok(value.clone());
+        }
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(format!("{} is empty", path.display()));
+    }
+    let value = SecretString::from(text.to_string());
+    *cache = Some((stamp, value.clone()));
+    Ok(value)
 }
 
 #[cfg(test)]

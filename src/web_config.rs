@@ -29,8 +29,8 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use serde_json::Value;
 use tokio::sync::Semaphore;
-use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::fields::{write_problems, Fields};
 use crate::file_stamp::FileStamp;
@@ -499,6 +499,10 @@ fn parse_tls(f: &mut Fields<'_>, dir: &Path, files: &mut Vec<PathBuf>) -> Option
 }
 
 /// The web configuration file in force, re-read when it or a file it names changes.
+///
+/// Requests only read the configuration in force ([`WebConfigFile::current`]); the
+/// files are checked apart from them, on a blocking thread every second
+/// ([`WebConfigFile::watch`]), so a slow disk never holds up a scrape.
 pub struct WebConfigFile {
     path: PathBuf,
     state: Mutex<Watched>,
@@ -507,7 +511,6 @@ pub struct WebConfigFile {
 struct Watched {
     current: Arc<WebConfig>,
     stamps: Vec<Option<FileStamp>>,
-    checked: Instant,
 }
 
 impl WebConfigFile {
@@ -519,27 +522,35 @@ impl WebConfigFile {
             state: Mutex::new(Watched {
                 stamps: config.stamps(),
                 current: Arc::new(config),
-                checked: Instant::now(),
             }),
         })
     }
 
-    /// The configuration in force now, after re-reading the files if one changed
-    /// (checked at most once a second). A changed file that does not load is logged
-    /// and the previous configuration stays; so is one that turns TLS on or off,
-    /// which needs a restart.
+    /// The configuration in force now. Never touches the file system.
     pub fn current(&self) -> Arc<WebConfig> {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if state.checked.elapsed() < RECHECK_INTERVAL {
-            return state.current.clone();
+        self.lock().current.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Watched> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Re-read the files if one changed (blocking file system work). A changed file
+    /// that does not load is logged and the previous configuration stays; so is one
+    /// that turns TLS on or off, which needs a restart.
+    pub fn refresh(&self) {
+        let (current, seen) = {
+            let state = self.lock();
+            (state.current.clone(), state.stamps.clone())
+        };
+        let stamps = current.stamps();
+        if stamps == seen {
+            return;
         }
-        state.checked = Instant::now();
-        let stamps = state.current.stamps();
-        if stamps == state.stamps {
-            return state.current.clone();
-        }
+        let loaded = WebConfig::load(&self.path);
+        let mut state = self.lock();
         state.stamps = stamps;
-        match WebConfig::load(&self.path) {
+        match loaded {
             Ok(next) if next.tls.is_some() != state.current.tls.is_some() => {
                 tracing::error!(path = %self.path.display(), "web configuration changed whether TLS is on; that needs a restart, the previous web configuration stays in force");
             }
@@ -552,7 +563,21 @@ impl WebConfigFile {
                 tracing::error!(path = %self.path.display(), error = %e, "web configuration rejected; the previous one stays in force");
             }
         }
-        state.current.clone()
+    }
+
+    /// Check the files every second on a blocking thread until `stop` is cancelled.
+    pub fn watch(self: &Arc<Self>, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = tokio::time::sleep(RECHECK_INTERVAL) => {}
+                }
+                let this = this.clone();
+                let _ = tokio::task::spawn_blocking(move || this.refresh()).await;
+            }
+        })
     }
 }
 

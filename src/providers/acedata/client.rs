@@ -57,10 +57,14 @@ impl AcedataClient {
         path: &str,
         query: &[(&str, String)],
     ) -> Result<bytes::Bytes, CollectError> {
-        let token = self.token.get().map_err(|e| CollectError::Unauthorized {
-            status: 0,
-            detail: format!("no platform token: {e}"),
-        })?;
+        let token = self
+            .token
+            .current()
+            .await
+            .map_err(|e| CollectError::Unauthorized {
+                status: 0,
+                detail: format!("no platform token: {e}"),
+            })?;
         let url = format!("{}{path}", self.base_url);
         let mut request = self
             .upstream

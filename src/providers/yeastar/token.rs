@@ -45,10 +45,13 @@ impl TokenManager {
     ) -> Result<SecretString, CollectError> {
         let (client_id, client_secret) = match &self.auth {
             Auth::StaticToken(secret) => {
-                return secret.get().map_err(|e| CollectError::Unauthorized {
-                    status: 0,
-                    detail: format!("no access token: {e}"),
-                })
+                return secret
+                    .current()
+                    .await
+                    .map_err(|e| CollectError::Unauthorized {
+                        status: 0,
+                        detail: format!("no access token: {e}"),
+                    })
             }
             Auth::ClientCredentials {
                 client_id,
@@ -73,7 +76,8 @@ impl TokenManager {
             }
         }
         let secret = client_secret
-            .get()
+            .current()
+            .await
             .map_err(|e| CollectError::Unauthorized {
                 status: 0,
                 detail: format!("no client secret: {e}"),
