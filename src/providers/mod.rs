@@ -12,3 +12,6 @@ use crate::provider::Provider;
 pub fn all() -> Vec<&'static dyn Provider> {
     vec![&acedata::PROVIDER, &yeastar::PROVIDER]
 }
+
+#[cfg(test)]
+mod tests;

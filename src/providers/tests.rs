@@ -1,0 +1,138 @@
+//! The configuration of every listed vendor, end to end: sections, defaults, every
+//! problem named with its path, secrets that never print.
+
+use std::time::Duration;
+
+use crate::config::{Config, ConfigError};
+use crate::providers::acedata::AccountConfig as Ace;
+use crate::providers::yeastar::AccountConfig as Ys;
+use crate::timing::Timing;
+
+fn from_yaml(text: &str) -> Result<Config, ConfigError> {
+    Config::from_yaml(text, &super::all())
+}
+
+#[test]
+fn minimal_config_gets_defaults() {
+    let c = from_yaml("acedata:\n  - name: main\n    token: t0k3n\n").unwrap();
+    assert_eq!(c.max_concurrent_requests, 16);
+    let a = c.accounts::<Ace>().next().unwrap();
+    assert_eq!(a.timing, Timing::default());
+    assert_eq!(a.base_url, "https://platform.acedata.cloud");
+    assert!(a.initialize_distribution);
+    assert_eq!(a.collectors.len(), 4);
+    assert_eq!(a.history.page_size, 100);
+    assert_eq!(a.history.full_sync_interval, Duration::from_secs(6 * 3600));
+}
+
+#[test]
+fn spec_example_is_accepted() {
+    std::env::set_var("BE_TEST_YEASTAR_SECRET", "s3cr3t");
+    let yaml = r#"
+max_concurrent_requests: 4
+defaults:
+  interval: 60s
+  timeout: 10s
+  max_staleness: 1h
+acedata:
+  - name: main
+    base_url: https://platform.acedata.cloud
+    token_env: BE_TEST_YEASTAR_SECRET
+    interval: 60s
+    low_balance_threshold: 100
+    initialize_distribution: true
+    user_id: me
+    collectors: [balance, distribution_status, distribution_levels, distribution_history]
+    history: { page_size: 100, full_sync_interval: 6h }
+yeastar:
+  - name: partner
+    base_url: https://openapi.partner.yeastar.com
+    client_id: "abc"
+    client_secret_env: BE_TEST_YEASTAR_SECRET
+    user_agent: OpenAPI
+    interval: 5m
+    low_balance_threshold: 50
+"#;
+    let c = from_yaml(yaml).unwrap();
+    assert_eq!(c.max_concurrent_requests, 4);
+    let y = c.accounts::<Ys>().next().unwrap();
+    assert_eq!(y.timing.interval, Duration::from_secs(300));
+    assert_eq!(y.low_balance_threshold, Some(50.0));
+    let a = c.accounts::<Ace>().next().unwrap();
+    assert_eq!(a.user_id.as_deref(), Some("me"));
+    assert_eq!(c.summary(), "1 Ace Data Cloud and 1 Yeastar");
+}
+
+#[test]
+fn every_problem_is_reported_with_its_path() {
+    let yaml = r#"
+max_concurrent_requests: many
+defaults:
+  interval: soon
+  colour: blue
+acedata:
+  - name: main
+    token: a
+    token_file: /nonexistent
+    collectors: [balance, wallet]
+    history: { page_size: 0 }
+  - name: main
+    token: b
+    timeout: 2m
+yeastar:
+  - name: p
+    user_agent: ""
+surprise: 1
+"#;
+    let err = from_yaml(yaml).unwrap_err();
+    let text = err.to_string();
+    for needle in [
+        "max_concurrent_requests:",
+        "defaults.interval: `soon` is not a duration",
+        "defaults.colour: unknown key",
+        "acedata[0].token: give exactly one of token, token_file, token_env",
+        "acedata[0].collectors: unknown collector `wallet`",
+        "acedata[0].history.page_size",
+        "acedata[1].name: `main` is used by another acedata account",
+        "acedata[1].timeout: 2m is longer than the interval 1m",
+        "yeastar[0].client_id: is required",
+        "yeastar[0].user_agent: must not be empty",
+        "surprise: unknown key",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn mistyped_values_are_not_echoed() {
+    let err = from_yaml(
+            "max_concurrent_requests: \"SECRET-1\"\nacedata:\n  - name: m\n    token: 987654321987\n    low_balance_threshold: \"SECRET-2\"\n",
+        )
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        !text.contains("SECRET") && !text.contains("987654321987"),
+        "{text}"
+    );
+    assert!(
+        text.contains("acedata[0].token: expected a string"),
+        "{text}"
+    );
+}
+
+#[test]
+fn empty_config_names_the_way_out() {
+    let err = from_yaml("{}").unwrap_err();
+    assert!(err.to_string().contains("--demo"));
+}
+
+#[test]
+fn secrets_never_print() {
+    let c = from_yaml(
+            "acedata:\n  - name: m\n    token: super-secret-value\nyeastar:\n  - name: y\n    client_id: id\n    client_secret: other-secret-value\n",
+        )
+        .unwrap();
+    let dbg = format!("{c:?}");
+    assert!(!dbg.contains("super-secret-value"), "{dbg}");
+    assert!(!dbg.contains("other-secret-value"), "{dbg}");
+}
