@@ -640,8 +640,10 @@ mod tests {
                 fastest[i] = fastest[i].min(t.elapsed());
             }
         }
+        // Without the dummy verification the unknown user would answer a thousand
+        // times faster; a wide band keeps a loaded machine from failing this.
         let ratio = fastest[0].as_secs_f64() / fastest[1].as_secs_f64();
-        assert!((0.4..2.5).contains(&ratio), "known {fastest:?} unknown");
+        assert!((0.2..5.0).contains(&ratio), "known {fastest:?} unknown");
     }
 
     #[test]
