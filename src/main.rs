@@ -7,6 +7,7 @@ use clap::Parser;
 use balance_exporter::app::{Application, ConfigSource, Settings};
 use balance_exporter::cli::{listen_address, Cli};
 use balance_exporter::config::Config;
+use balance_exporter::listen::Listen;
 use balance_exporter::telemetry;
 use balance_exporter::web_config::WebConfig;
 
@@ -63,7 +64,11 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> ExitCode {
-    let listen = listen_address(&cli.listen_address);
+    let listen = if cli.systemd_socket {
+        Listen::SystemdSocket
+    } else {
+        Listen::Addresses(cli.listen_address.iter().map(|a| listen_address(a)).collect())
+    };
     let (config, _demo) = if cli.demo {
         match balance_exporter::demo::start().await {
             Ok((config, sim)) => (ConfigSource::Fixed(Box::new(config)), Some(sim)),
@@ -78,7 +83,8 @@ async fn run(cli: Cli) -> ExitCode {
     let settings = Settings {
         telemetry_path: cli.telemetry_path.clone(),
         web_config: cli.web_config_file.clone(),
-        ..Settings::new(config, listen)
+        listen,
+        ..Settings::new(config, "")
     };
     let app = match Application::build(settings).await {
         Ok(app) => app,

@@ -83,6 +83,20 @@ impl TokenManager {
         Ok(self.store(grant))
     }
 
+    /// Every secret this manager holds: the client secret or static token, and the
+    /// current access and refresh tokens (for redacting error messages).
+    pub fn secrets(&self) -> Vec<SecretString> {
+        let configured = match &self.auth {
+            Auth::StaticToken(s) => s.get().ok(),
+            Auth::ClientCredentials { client_secret, .. } => client_secret.get().ok(),
+        };
+        let issued = self
+            .tokens
+            .iter()
+            .flat_map(|t| [t.access.clone(), t.refresh.clone()]);
+        configured.into_iter().chain(issued).collect()
+    }
+
     /// The access token was rejected: the next call refreshes it.
     pub fn invalidate(&mut self) {
         if let Some(t) = &mut self.tokens {
