@@ -11,6 +11,7 @@ pub mod demo;
 pub mod listen;
 pub mod metrics;
 pub mod providers;
+pub mod redact;
 pub mod scheduler;
 pub mod server;
 pub mod simulator;

@@ -197,10 +197,10 @@ impl Upstream {
             // A retry needs time to do something useful before the deadline.
             let left = deadline.saturating_duration_since(starts);
             if left < timeout.min(MIN_RETRY_WINDOW) {
-                tracing::debug!(reason = error.reason(), error = %error, attempt, "not retrying: the next try would not finish before the next poll");
+                tracing::debug!(reason = error.reason(), error = %crate::redact::redact(&error.to_string(), &[]), attempt, "not retrying: the next try would not finish before the next poll");
                 return Err(error);
             }
-            tracing::debug!(reason = error.reason(), error = %error, attempt, retry_in_seconds = delay.as_secs_f64(), "upstream request failed; retrying");
+            tracing::debug!(reason = error.reason(), error = %crate::redact::redact(&error.to_string(), &[]), attempt, retry_in_seconds = delay.as_secs_f64(), "upstream request failed; retrying");
             tokio::time::sleep(delay).await;
             attempt += 1;
             limit = timeout.min(left);

@@ -2,11 +2,10 @@
 //! failed, and when it runs next. The scheduler writes one row per task after each
 //! attempt (a short lock, never on the scrape path); `/status` reads a snapshot.
 //!
-//! Nothing secret is stored here: error messages are redacted ([`redact`]) before they
-//! reach a row.
+//! Nothing secret is stored here: error messages are redacted ([`crate::redact`])
+//! before they reach a row.
 
 pub mod page;
-pub mod redact;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -16,6 +15,7 @@ use secrecy::SecretString;
 use serde::Serialize;
 
 use crate::collector::CollectError;
+use crate::redact;
 
 /// What a task's last attempt says about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -67,7 +67,9 @@ impl TokenManager {
                         return Ok(self.store(grant));
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, "yeastar token refresh failed; exchanging client credentials");
+                        // The refresh token may be echoed back in the error.
+                        let error = crate::redact::redact(&e.to_string(), &self.secrets());
+                        tracing::warn!(error = %error, "yeastar token refresh failed; exchanging client credentials");
                     }
                 }
             }

@@ -1,6 +1,7 @@
-//! Making an upstream error message safe to show: the account's known secret values
-//! are replaced, token-like words are masked, and the text is cut to a sane length.
-//! HTML escaping is the page's job; this runs for the JSON view and the logs too.
+//! Making an upstream error message safe to show or log: the account's known secret
+//! values are replaced, token-like words are masked, and the text is cut to a sane
+//! length. Used by the status page, the scheduler's log line and the token renewal's.
+//! HTML escaping is the page's job.
 
 use secrecy::{ExposeSecret, SecretString};
 
@@ -79,13 +80,14 @@ fn mask_words(text: &str) -> String {
         }
         after_key = false;
         let lower = piece.to_ascii_lowercase();
-        if std::mem::take(&mut mask_next) {
-            out.push_str(REDACTED);
-            continue;
-        }
+        // `Authorization: Bearer x`: the scheme stays, the credential after it goes.
         if lower == "bearer" || lower == "basic" {
             out.push_str(piece);
             mask_next = true;
+            continue;
+        }
+        if std::mem::take(&mut mask_next) {
+            out.push_str(REDACTED);
             continue;
         }
         if SECRET_KEYS.iter().any(|k| lower.contains(k)) && !lower.contains(REDACTED_WORD) {
