@@ -12,8 +12,7 @@ use std::net::SocketAddr;
 
 use crate::config::{Config, ConfigError};
 use crate::simulator::{
-    Fault, Route, Simulator, DEMO_ACEDATA_TOKEN, DEMO_YEASTAR_CLIENT_ID,
-    DEMO_YEASTAR_CLIENT_SECRET,
+    Fault, Route, Simulator, DEMO_ACEDATA_TOKEN, DEMO_YEASTAR_CLIENT_ID, DEMO_YEASTAR_CLIENT_SECRET,
 };
 
 /// Environment variable that breaks the demo on purpose (see the module documentation).

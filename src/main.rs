@@ -67,7 +67,12 @@ async fn run(cli: Cli) -> ExitCode {
     let listen = if cli.systemd_socket {
         Listen::SystemdSocket
     } else {
-        Listen::Addresses(cli.listen_address.iter().map(|a| listen_address(a)).collect())
+        Listen::Addresses(
+            cli.listen_address
+                .iter()
+                .map(|a| listen_address(a))
+                .collect(),
+        )
     };
     let (config, _demo) = if cli.demo {
         match balance_exporter::demo::start().await {

@@ -157,7 +157,9 @@ mod tests {
     use super::*;
 
     fn secrets(v: &[&str]) -> Vec<SecretString> {
-        v.iter().map(|s| SecretString::from(s.to_string())).collect()
+        v.iter()
+            .map(|s| SecretString::from(s.to_string()))
+            .collect()
     }
 
     #[test]

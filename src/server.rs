@@ -287,12 +287,12 @@ async fn route(
 /// `/status`: HTML, or JSON with `?format=json`; `?account=` and `?state=` filter.
 fn status_page(req: &Request<Incoming>, state: &ServerState) -> Response<Full<Bytes>> {
     let query = page::Query::parse(req.uri().query());
-    let snap = page::filter(state.status.snapshot(), &query);
+    let snap = state.status.snapshot();
     let mut r = if query.json {
         response(
             StatusCode::OK,
             "application/json",
-            Bytes::from(page::json(&snap)),
+            Bytes::from(page::json(&page::filter(&snap, &query))),
         )
     } else {
         response(

@@ -361,7 +361,10 @@ fn systemd_socket_without_activation_fails_with_a_clear_error() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--web.systemd-socket: LISTEN_PID is not set"), "{err}");
+    assert!(
+        err.contains("--web.systemd-socket: LISTEN_PID is not set"),
+        "{err}"
+    );
     // Sockets meant for another process are not taken.
     let out = Command::new(BIN)
         .args(["--demo", "--web.systemd-socket"])

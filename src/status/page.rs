@@ -47,7 +47,8 @@ impl Query {
 }
 
 /// Keep the rows the query asks for, problems first.
-pub fn filter(mut snap: Snapshot, q: &Query) -> Snapshot {
+pub fn filter(snap: &Snapshot, q: &Query) -> Snapshot {
+    let mut snap = snap.clone();
     snap.tasks.retain(|t| q.keeps(t));
     snap.tasks.sort_by(|a, b| {
         let rank = |s: State| State::ALL.iter().position(|x| *x == s);
@@ -106,9 +107,7 @@ pub fn utc(unix: f64) -> String {
     let Ok(t) = time::OffsetDateTime::from_unix_timestamp(unix.floor() as i64) else {
         return "?".into();
     };
-    let f = time::macros::format_description!(
-        "[year]-[month]-[day] [hour]:[minute]:[second] UTC"
-    );
+    let f = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
     t.format(&f).unwrap_or_else(|_| "?".into())
 }
 
@@ -137,8 +136,10 @@ td{border:none;padding:.2rem .3rem}\
 td::before{content:attr(data-label);display:block;font-size:.75rem;color:#57606a;text-transform:uppercase}\
 }";
 
-/// The HTML view.
-pub fn html(snap: &Snapshot, q: &Query, telemetry_path: &str) -> String {
+/// The HTML view of `all` (the counts and the account list cover every row; the
+/// table shows the rows `q` asks for).
+pub fn html(all: &Snapshot, q: &Query, telemetry_path: &str) -> String {
+    let snap = &filter(all, q);
     let mut o = String::with_capacity(8192);
     o.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n");
     o.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
@@ -146,8 +147,8 @@ pub fn html(snap: &Snapshot, q: &Query, telemetry_path: &str) -> String {
     o.push_str(STYLE);
     o.push_str("</style></head><body>\n<h1>balance-exporter status</h1>\n");
     header(&mut o, snap, telemetry_path);
-    counts(&mut o, snap);
-    filter_form(&mut o, snap, q);
+    counts(&mut o, all);
+    filter_form(&mut o, all, q);
     if !q.unknown_states.is_empty() {
         let _ = writeln!(
             o,
@@ -231,7 +232,9 @@ fn filter_form(o: &mut String, snap: &Snapshot, q: &Query) {
         let sel = if Some(a) == current { " selected" } else { "" };
         let _ = write!(o, "<option{sel}>{}</option>", esc(a));
     }
-    o.push_str("</select></label>\n<label>State <select name=\"state\"><option value=\"\">all</option>");
+    o.push_str(
+        "</select></label>\n<label>State <select name=\"state\"><option value=\"\">all</option>",
+    );
     for st in State::ALL {
         let sel = if q.states == [st] { " selected" } else { "" };
         let _ = write!(
@@ -309,7 +312,10 @@ fn table(o: &mut String, snap: &Snapshot) {
             "<td data-label=\"Last error\" class=\"err\">{}</td>",
             error_cell(t.last_error.as_ref(), t.state, snap.now)
         );
-        let series = t.series.map(|n| n.to_string()).unwrap_or_else(|| "–".into());
+        let series = t
+            .series
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| "–".into());
         let _ = writeln!(o, "<td data-label=\"Series\">{series}</td></tr>");
     }
     o.push_str("</tbody></table>\n");
@@ -345,7 +351,9 @@ mod tests {
 
     #[test]
     fn query_parses_filters() {
-        let q = Query::parse(Some("account=a%20b&state=failing,stale&state=bogus&format=json"));
+        let q = Query::parse(Some(
+            "account=a%20b&state=failing,stale&state=bogus&format=json",
+        ));
         assert_eq!(q.account.as_deref(), Some("a b"));
         assert_eq!(q.states, [State::Failing, State::Stale]);
         assert_eq!(q.unknown_states, ["bogus"]);
@@ -368,7 +376,29 @@ mod tests {
     }
 
     #[test]
+    fn the_header_names_the_shard_and_rows_escape_names() {
+        let board = crate::status::StatusBoard::new("/etc/x.yaml");
+        let html_of =
+            |b: &crate::status::StatusBoard| html(&b.snapshot(), &Query::default(), "/metrics");
+        assert!(!html_of(&board).contains("<dt>Shard</dt>"));
+        board.set_shard(2, 4);
+        board.register(
+            "acedata_balance",
+            "<b>acct</b>",
+            std::time::Duration::from_secs(60),
+        );
+        let page = html_of(&board);
+        assert!(page.contains("<dt>Shard</dt><dd>2 of 4</dd>"), "{page}");
+        assert!(page.contains("&lt;b&gt;acct&lt;/b&gt;"), "{page}");
+        assert!(!page.contains("<b>acct"), "{page}");
+        assert!(page.contains("not yet run"), "{page}");
+    }
+
+    #[test]
     fn html_is_escaped() {
-        assert_eq!(esc("<a href='x'>&\"</a>"), "&lt;a href=&#39;x&#39;&gt;&amp;&quot;&lt;/a&gt;");
+        assert_eq!(
+            esc("<a href='x'>&\"</a>"),
+            "&lt;a href=&#39;x&#39;&gt;&amp;&quot;&lt;/a&gt;"
+        );
     }
 }

@@ -93,7 +93,10 @@ async fn every_task_has_a_row_with_timings_and_series_and_filters_work() {
         ]
         .map(|(a, c)| (a.to_string(), c.to_string()))
     );
-    assert_eq!(v["version"].as_str().unwrap(), balance_exporter::VERSION_LINE);
+    assert_eq!(
+        v["version"].as_str().unwrap(),
+        balance_exporter::VERSION_LINE
+    );
     assert!(v["uptime_seconds"].as_f64().unwrap() >= 0.0);
     assert_eq!(v["config"], "built in (no file)");
     assert!(v["shard"].is_null());
@@ -133,7 +136,10 @@ async fn every_task_has_a_row_with_timings_and_series_and_filters_work() {
     assert!(!html.contains("<script"), "no JavaScript: {html}");
     assert_eq!(html.matches("<tr id=").count(), 4, "{html}");
     assert!(!html.contains("yeastar_balance</td>"), "{html}");
-    assert!(html.contains(r#"<span class="state ok">ok</span>"#), "{html}");
+    assert!(
+        html.contains(r#"<span class="state ok">ok</span>"#),
+        "{html}"
+    );
 
     // Linked from the landing page; other methods are refused.
     let landing = app.get("/").await.text().await.unwrap();
@@ -181,7 +187,10 @@ async fn a_broken_yeastar_secret_is_explained_within_one_interval() {
     }
     // Problems come first.
     let first_row = html.split("<tr id=").nth(1).unwrap();
-    assert!(first_row.starts_with("\"partner/yeastar_balance\""), "{html}");
+    assert!(
+        first_row.starts_with("\"partner/yeastar_balance\""),
+        "{html}"
+    );
     assert!(!html.contains("not-the-right-secret-00"), "{html}");
     app.stop().await;
 }
@@ -209,7 +218,10 @@ async fn retry_after_and_http_status_are_shown() {
     let wait = t["next_attempt"].as_f64().unwrap() - t["last_attempt"].as_f64().unwrap();
     assert!(wait >= 590.0, "{t:#}");
     assert!(
-        t["next_attempt_note"].as_str().unwrap().contains("Retry-After 10m"),
+        t["next_attempt_note"]
+            .as_str()
+            .unwrap()
+            .contains("Retry-After 10m"),
         "{t:#}"
     );
     let t = app
@@ -241,14 +253,18 @@ async fn a_failing_collector_recovers_and_a_stale_one_says_so() {
         .await;
     sim.inject_fault(Route::YeastarBalance, Fault::Status(403), None);
     let t = app
-        .wait_row("partner", "yeastar_balance", "stale", |t| t["state"] == "stale")
+        .wait_row("partner", "yeastar_balance", "stale", |t| {
+            t["state"] == "stale"
+        })
         .await;
     assert_eq!(t["series"], 0, "{t:#}");
     assert!(t["consecutive_failures"].as_u64().unwrap() >= 1);
     assert_eq!(t["last_error"]["http_status"], 403);
     sim.clear_faults();
     let t = app
-        .wait_row("partner", "yeastar_balance", "ok again", |t| t["state"] == "ok")
+        .wait_row("partner", "yeastar_balance", "ok again", |t| {
+            t["state"] == "ok"
+        })
         .await;
     assert_eq!(t["series"], 1);
     // The last error stays visible after recovery.
@@ -280,7 +296,10 @@ async fn the_header_shows_a_rejected_reload_with_its_problems() {
     let v = app.status_json("").await;
     assert_eq!(v["last_reload"]["ok"], false);
     let problems = v["last_reload"]["problems"].as_str().unwrap();
-    assert!(problems.contains("acedata[0].tokn: unknown key"), "{problems}");
+    assert!(
+        problems.contains("acedata[0].tokn: unknown key"),
+        "{problems}"
+    );
     let html = app.status_html("").await;
     assert!(html.contains("rejected"), "{html}");
     assert!(html.contains("acedata[0].tokn: unknown key"), "{html}");
@@ -357,12 +376,17 @@ async fn no_secret_reaches_the_page_even_when_upstream_echoes_it() {
     // 1. The config token, echoed back by Ace Data Cloud.
     sim.inject_fault(Route::AcedataBalance, Fault::EchoCredentials, None);
     let t = app
-        .wait_row("main", "acedata_balance", "echo", |t| t["state"] == "failing")
+        .wait_row("main", "acedata_balance", "echo", |t| {
+            t["state"] == "failing"
+        })
         .await;
     assert_eq!(t["last_error"]["reason"], "unauthorized");
     assert_eq!(t["last_error"]["http_status"], 401);
     let msg = t["last_error"]["message"].as_str().unwrap();
-    assert!(msg.contains("Invalid token") && msg.contains("[redacted]"), "{msg}");
+    assert!(
+        msg.contains("Invalid token") && msg.contains("[redacted]"),
+        "{msg}"
+    );
 
     // 2. An issued access token, echoed back by the balance call (the exporter renews
     //    the token and retries once, so both tokens are echoed).
