@@ -95,6 +95,7 @@ pub async fn serve(
         .max_headers(limits.max_headers)
         .keep_alive(true);
     tokio::pin!(shutdown);
+    let mut turn = 0;
     loop {
         let permit = tokio::select! {
             _ = &mut shutdown => break,
@@ -102,7 +103,7 @@ pub async fn serve(
         };
         let stream = tokio::select! {
             _ = &mut shutdown => break,
-            accepted = accept_any(&listeners) => match accepted {
+            accepted = accept_any(&listeners, &mut turn) => match accepted {
                 Ok((stream, _)) => stream,
                 Err(e) => {
                     // Typically out of file descriptors: back off instead of spinning.
@@ -161,13 +162,18 @@ pub async fn serve(
     }
 }
 
-/// The next connection on any of `listeners` (the first one ready).
+/// The next connection on any of `listeners`. The listener polled first moves round
+/// (`turn`), so a busy address cannot starve the others.
 async fn accept_any(
     listeners: &[TcpListener],
+    turn: &mut usize,
 ) -> std::io::Result<(tokio::net::TcpStream, std::net::SocketAddr)> {
+    *turn = turn.wrapping_add(1);
+    let first = *turn;
     std::future::poll_fn(|cx| {
-        for l in listeners {
-            if let std::task::Poll::Ready(r) = l.poll_accept(cx) {
+        let n = listeners.len();
+        for i in 0..n {
+            if let std::task::Poll::Ready(r) = listeners[(first + i) % n].poll_accept(cx) {
                 return std::task::Poll::Ready(r);
             }
         }
