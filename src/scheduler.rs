@@ -214,8 +214,9 @@ async fn run(
                 let info = ErrorInfo::from_error(&e, &collector.secrets(), SystemTime::now());
                 tracing::warn!(collector = name, account = %account, reason = e.reason(), error = %info.summary(), "collection failed");
                 if let Some(wait) = e.retry_after() {
-                    if Instant::now() + wait > next {
-                        next = Instant::now() + wait;
+                    let asked = Instant::now() + wait;
+                    if asked > next {
+                        next = asked;
                         note = Some(format!(
                             "later than usual: upstream asked to wait (Retry-After {})",
                             humantime::format_duration(Duration::from_secs(wait.as_secs()))

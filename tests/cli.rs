@@ -303,8 +303,8 @@ fn every_listen_address_is_served() {
         assert_eq!(status, 200, "{addr}");
         assert!(body.contains("balance-exporter status"), "{body}");
     }
-    let (status, _) = r.terminate();
-    assert!(status.success());
+    let (status, lines) = r.terminate();
+    assert!(status.success(), "{status:?}\n{}", lines.join("\n"));
 }
 
 /// `--web.systemd-socket` under `systemd-socket-activate`, which opens the listening
