@@ -22,8 +22,9 @@ apt_install() {
 
 step() { echo; echo "==> $*"; }
 
-# promtool (package prometheus) checks the exposition in the Rust tests.
-apt_install prometheus
+# promtool (package prometheus) checks the exposition in the Rust tests;
+# systemd-socket-activate (package systemd) hands the exporter its socket in one.
+apt_install prometheus systemd
 export PROMTOOL="${PROMTOOL:-$(command -v promtool)}"
 rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
@@ -42,6 +43,10 @@ export BALANCE_EXPORTER_BIN="$PWD/target/release/balance-exporter"
 
 step "end to end against an independent simulator (scripts/e2e)"
 python3 scripts/e2e/check.py "$BALANCE_EXPORTER_BIN"
+
+step "status page in headless Chromium (scripts/status-page.sh)"
+apt_install chromium curl
+bash scripts/status-page.sh "$BALANCE_EXPORTER_BIN"
 
 step "operations kit: rules, dashboard, Kubernetes, Docker, systemd (scripts/ops)"
 bash scripts/ops/test.sh

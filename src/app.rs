@@ -11,10 +11,12 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 use crate::config::{Config, ConfigError};
+use crate::listen::{Listen, ListenError};
 use crate::metrics::{Exposition, Registry, SelfMetrics};
 use crate::provider::{self, Provider, ProviderMetrics};
 use crate::scheduler::{Readiness, Scheduler, Shared};
 use crate::server::{self, ReloadRequest, ServerLimits, ServerState};
+use crate::status::StatusBoard;
 use crate::upstream::Upstream;
 use crate::web_config::{WebConfigError, WebConfigFile};
 
@@ -33,14 +35,23 @@ impl ConfigSource {
             ConfigSource::Fixed(c) => Ok((**c).clone()),
         }
     }
+
+    /// Where the configuration comes from, for the status page.
+    pub fn describe(&self) -> String {
+        match self {
+            ConfigSource::File(p) => p.display().to_string(),
+            ConfigSource::Fixed(_) => "built in (no file)".into(),
+        }
+    }
 }
 
 /// Everything needed to build the application.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub config: ConfigSource,
-    /// `host:port`; port 0 picks a free port.
-    pub listen_address: String,
+    /// Where to listen: `host:port` addresses (port 0 picks a free port) or the
+    /// sockets of systemd socket activation.
+    pub listen: Listen,
     pub telemetry_path: String,
     /// `--web.config.file`: TLS and basic auth for every endpoint.
     pub web_config: Option<PathBuf>,
@@ -57,7 +68,7 @@ impl Settings {
     pub fn new(config: ConfigSource, listen_address: impl Into<String>) -> Settings {
         Settings {
             config,
-            listen_address: listen_address.into(),
+            listen: Listen::Addresses(vec![listen_address.into()]),
             telemetry_path: "/metrics".into(),
             web_config: None,
             limits: ServerLimits::default(),
@@ -68,8 +79,8 @@ impl Settings {
 
 /// A built, bound, not yet running exporter.
 pub struct Application {
-    listener: TcpListener,
-    addr: SocketAddr,
+    listeners: Vec<TcpListener>,
+    addrs: Vec<SocketAddr>,
     settings: Settings,
     config: Config,
     web: Option<Arc<WebConfigFile>>,
@@ -88,11 +99,8 @@ pub enum StartError {
         path: String,
         source: WebConfigError,
     },
-    #[error("cannot listen on {address}: {source}")]
-    Bind {
-        address: String,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Listen(#[from] ListenError),
 }
 
 impl Application {
@@ -108,23 +116,17 @@ impl Application {
             })?)),
             None => None,
         };
-        let listener = TcpListener::bind(&settings.listen_address)
-            .await
-            .map_err(|source| StartError::Bind {
-                address: settings.listen_address.clone(),
-                source,
-            })?;
-        let addr = listener.local_addr().map_err(|source| StartError::Bind {
-            address: settings.listen_address.clone(),
-            source,
-        })?;
+        let (listeners, addrs) = crate::listen::open(&settings.listen)
+            .await?
+            .into_iter()
+            .unzip();
         let registry = Registry::new();
         let self_metrics = SelfMetrics::new(&registry);
         let providers = ProviderMetrics::register(&registry, &settings.providers);
         let exposition = Exposition::new(registry);
         Ok(Application {
-            listener,
-            addr,
+            listeners,
+            addrs,
             settings,
             config,
             web,
@@ -134,14 +136,19 @@ impl Application {
         })
     }
 
-    /// The address actually bound (useful with port 0).
+    /// The (first) address actually bound (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
-        self.addr
+        self.addrs[0]
     }
 
-    /// The port actually bound.
+    /// Every address listened on.
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// The (first) port actually bound.
     pub fn port(&self) -> u16 {
-        self.addr.port()
+        self.local_addr().port()
     }
 
     /// The exposition `/metrics` serves (for in-process benchmarks and tests).
@@ -153,10 +160,12 @@ impl Application {
     /// responses and return.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) {
         let readiness = Arc::new(Readiness::default());
+        let status = StatusBoard::new(self.settings.config.describe());
         let shared = Shared {
             self_metrics: self.self_metrics.clone(),
             exposition: self.exposition.clone(),
             readiness: readiness.clone(),
+            status: status.clone(),
         };
         let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
         let state = Arc::new(ServerState {
@@ -166,6 +175,7 @@ impl Application {
             reload: reload_tx.clone(),
             web: self.web.clone(),
             limits: self.settings.limits,
+            status: status.clone(),
         });
         spawn_sighup(reload_tx);
 
@@ -174,7 +184,7 @@ impl Application {
         let stop = tokio_util::sync::CancellationToken::new();
         let watcher = self.web.as_ref().map(|w| w.watch(stop.clone()));
         let server = tokio::spawn(server::serve(
-            self.listener,
+            self.listeners,
             state,
             stop.clone().cancelled_owned(),
         ));
@@ -186,7 +196,13 @@ impl Application {
             .web
             .as_ref()
             .is_some_and(|w| w.current().requires_auth());
-        tracing::info!(address = %self.addr, telemetry_path = %self.settings.telemetry_path, tls, basic_auth, "listening");
+        let addresses = self
+            .addrs
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        tracing::info!(address = %addresses, telemetry_path = %self.settings.telemetry_path, tls, basic_auth, "listening");
 
         tokio::pin!(shutdown);
         loop {
@@ -209,6 +225,7 @@ impl Application {
                             Err(e.to_string())
                         }
                     };
+                    status.reloaded(result.clone());
                     let _ = reply.send(result);
                 }
             }
@@ -267,6 +284,7 @@ impl Running {
             if !kept.contains(&key) {
                 c.clear();
                 shared.self_metrics.remove_collector(&key.0, &key.1);
+                shared.status.remove(&key.0, &key.1);
             }
         }
         shared.exposition.mark_dirty();

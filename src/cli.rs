@@ -22,13 +22,20 @@ pub struct Cli {
     )]
     pub config_file: PathBuf,
 
-    /// Address to listen on for the web interface and telemetry.
+    /// Address to listen on for the web interface and telemetry; repeat the flag to
+    /// listen on several addresses.
     #[arg(
         long = "web.listen-address",
         value_name = "ADDR",
-        default_value = ":9977"
+        default_value = ":9977",
+        action = clap::ArgAction::Append
     )]
-    pub listen_address: String,
+    pub listen_address: Vec<String>,
+
+    /// Use the listening socket(s) of systemd socket activation instead of
+    /// --web.listen-address (Linux).
+    #[arg(long = "web.systemd-socket")]
+    pub systemd_socket: bool,
 
     /// Path under which to expose metrics.
     #[arg(

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use futures_util::future::BoxFuture;
+use secrecy::SecretString;
 use tokio::time::Instant;
 
 /// Why one collection attempt failed. Each variant maps to exactly one `reason` label.
@@ -97,4 +98,15 @@ pub trait Collector: Send + 'static {
     /// Remove every series this collector exports (data went stale, or the account
     /// was removed from the configuration).
     fn clear(&mut self);
+    /// How many series this collector exports now, for the status page; `None` when
+    /// the collector cannot tell.
+    fn series(&self) -> Option<usize> {
+        None
+    }
+    /// Every secret value this collector sends or holds right now (tokens, client
+    /// secrets, issued access and refresh tokens), so that an upstream error message
+    /// that echoes one back can be redacted before it is shown or logged.
+    fn secrets(&self) -> Vec<SecretString> {
+        Vec::new()
+    }
 }

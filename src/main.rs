@@ -6,6 +6,7 @@ use clap::Parser;
 
 use balance_exporter::app::{Application, ConfigSource, Settings};
 use balance_exporter::cli::{check, listen_address, Cli};
+use balance_exporter::listen::Listen;
 use balance_exporter::telemetry;
 
 fn main() -> ExitCode {
@@ -48,7 +49,17 @@ fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> ExitCode {
-    let listen = listen_address(&cli.listen_address);
+    let shutdown = shutdown_signal();
+    let listen = if cli.systemd_socket {
+        Listen::SystemdSocket
+    } else {
+        Listen::Addresses(
+            cli.listen_address
+                .iter()
+                .map(|a| listen_address(a))
+                .collect(),
+        )
+    };
     let (config, _demo) = if cli.demo {
         match balance_exporter::demo::start().await {
             Ok((config, sim)) => (ConfigSource::Fixed(Box::new(config)), Some(sim)),
@@ -63,7 +74,8 @@ async fn run(cli: Cli) -> ExitCode {
     let settings = Settings {
         telemetry_path: cli.telemetry_path.clone(),
         web_config: cli.web_config_file.clone(),
-        ..Settings::new(config, listen)
+        listen,
+        ..Settings::new(config, "")
     };
     let app = match Application::build(settings).await {
         Ok(app) => app,
@@ -77,30 +89,38 @@ async fn run(cli: Cli) -> ExitCode {
         version = balance_exporter::VERSION_LINE,
         "balance-exporter started"
     );
-    app.run_until_stopped(shutdown_signal()).await;
+    app.run_until_stopped(shutdown).await;
     tracing::info!("stopped");
     ExitCode::SUCCESS
 }
 
-/// Resolves on SIGTERM or SIGINT.
-async fn shutdown_signal() {
+/// Resolves on SIGTERM or SIGINT. The handlers are installed when this is called, not
+/// when the future is first polled: a signal that arrives while the exporter starts
+/// (after it logged "listening") must stop it cleanly, not kill it.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        let mut term = match signal(SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            match (term, int) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = int.recv() => {}
+                    }
+                }
+                _ => {
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
-        };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }

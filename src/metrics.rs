@@ -22,6 +22,8 @@ use bytes::Bytes;
 use prometheus::core::Collector as _;
 use prometheus::{Encoder, TextEncoder};
 
+mod count;
+
 /// Appended to the HELP text of every metric filled from upstream.
 pub const CACHED_HELP_SUFFIX: &str =
     " (cached: refreshed on the poll interval, not at scrape time)";

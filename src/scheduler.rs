@@ -2,7 +2,8 @@
 //! 100 ms, then every `interval`, shifted once by a larger jitter (up to a tenth of the
 //! interval) so that accounts do not poll in lockstep. Records the
 //! self-metrics, keeps the last good values after a failure, and removes them once
-//! `max_staleness` has passed since the last success.
+//! `max_staleness` has passed since the last success. Each task also writes its row
+//! of the status page ([`crate::status`]) after every attempt.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::collector::Collector;
 use crate::metrics::{Exposition, SelfMetrics};
+use crate::status::{ErrorInfo, StatusBoard};
 use crate::timing::Timing;
 
 /// A collector with the cadence of its account: what the scheduler runs.
@@ -59,6 +61,8 @@ pub struct Shared {
     pub self_metrics: SelfMetrics,
     pub exposition: Arc<Exposition>,
     pub readiness: Arc<Readiness>,
+    /// The status page's table; each task writes its own row.
+    pub status: Arc<StatusBoard>,
 }
 
 /// Longest shift of the second attempt.
@@ -133,6 +137,16 @@ fn jitter(interval: Duration, cap: Duration) -> Duration {
     rand::rng().random_range(Duration::ZERO..max)
 }
 
+/// The wall-clock time of a monotonic instant (for display).
+fn wall_clock(at: Instant) -> SystemTime {
+    let now = Instant::now();
+    if at >= now {
+        SystemTime::now() + (at - now)
+    } else {
+        SystemTime::now() - (now - at)
+    }
+}
+
 fn unix_now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -151,6 +165,7 @@ async fn run(
     let account = collector.account().to_string();
     let labels = [name, account.as_str()];
     let m = &shared.self_metrics;
+    let row = shared.status.register(name, &account, timing.interval);
     // The first attempt runs after a short jitter (readiness waits for it); a longer
     // one shifts the following attempts.
     let mut next = Instant::now() + jitter(timing.interval, MAX_STARTUP_JITTER);
@@ -158,6 +173,7 @@ async fn run(
     let mut last_success: Option<Instant> = None;
     let mut first = true;
     let mut exported = false;
+    row.scheduled(wall_clock(next), None);
     loop {
         tokio::select! {
             _ = cancel.cancelled() => break,
@@ -171,6 +187,7 @@ async fn run(
             p = gate.acquire() => p.expect("the gate is never closed"),
         };
         let started = Instant::now();
+        let started_wall = SystemTime::now();
         // Retries inside the attempt must be over when the next attempt is due.
         let deadline = started + timing.interval;
         let result = tokio::select! {
@@ -182,12 +199,14 @@ async fn run(
             .with_label_values(&labels)
             .set(elapsed.as_secs_f64());
         next = started + timing.interval + std::mem::take(&mut phase);
+        let mut note = None;
         match result {
             Ok(()) => {
                 m.success.with_label_values(&labels).set(1.0);
                 m.last_success.with_label_values(&labels).set(unix_now());
                 last_success = Some(Instant::now());
                 exported = true;
+                row.succeeded(started_wall, elapsed, collector.series());
                 tracing::debug!(collector = name, account = %account, duration_seconds = elapsed.as_secs_f64(), "collection succeeded");
             }
             Err(e) => {
@@ -195,9 +214,19 @@ async fn run(
                 m.errors
                     .with_label_values(&[name, account.as_str(), e.reason()])
                     .inc();
-                tracing::warn!(collector = name, account = %account, reason = e.reason(), error = %e, "collection failed");
+                // Upstream may echo a credential in its error body: log and show
+                // the redacted message only.
+                let info = ErrorInfo::from_error(&e, &collector.secrets(), SystemTime::now());
+                tracing::warn!(collector = name, account = %account, reason = e.reason(), error = %info.summary(), "collection failed");
                 if let Some(wait) = e.retry_after() {
-                    next = next.max(Instant::now() + wait);
+                    let asked = Instant::now() + wait;
+                    if asked > next {
+                        next = asked;
+                        note = Some(format!(
+                            "later than usual: upstream asked to wait (Retry-After {})",
+                            humantime::format_duration(Duration::from_secs(wait.as_secs()))
+                        ));
+                    }
                 }
                 let stale = last_success.is_some_and(|t| t.elapsed() >= timing.max_staleness);
                 if exported && stale {
@@ -205,8 +234,11 @@ async fn run(
                     collector.clear();
                     exported = false;
                 }
+                let stale = last_success.is_some() && !exported;
+                row.failed(started_wall, elapsed, info, stale, collector.series());
             }
         }
+        row.scheduled(wall_clock(next), note);
         shared.exposition.mark_dirty();
         if first {
             first = false;

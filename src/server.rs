@@ -1,6 +1,6 @@
 //! The HTTP side: `/` landing page, the telemetry path (cached bytes), `/-/healthy`,
-//! `/-/ready`, `/-/reload`; 404 for other paths, 405 for other methods. Knows
-//! nothing of providers.
+//! `/-/ready`, `/-/reload`, `/status`; 404 for other paths, 405 for other methods.
+//! Knows nothing of providers.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::metrics::Exposition;
 use crate::scheduler::Readiness;
+use crate::status::{page, StatusBoard};
 use crate::web_config::WebConfigFile;
 
 /// A reload request: the app answers on the enclosed channel.
@@ -37,6 +38,8 @@ pub struct ServerState {
     /// TLS and basic auth (`--web.config.file`); `None` serves plain, open HTTP.
     pub web: Option<Arc<WebConfigFile>>,
     pub limits: ServerLimits,
+    /// What `/status` shows.
+    pub status: Arc<StatusBoard>,
 }
 
 /// Bounds that keep the server up under abuse.
@@ -72,10 +75,11 @@ pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 const METRICS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// Serve on `listener` until `shutdown` resolves, then stop accepting and let
-/// in-flight responses finish (up to [`DRAIN_TIMEOUT`]).
+/// Serve on every listener until `shutdown` resolves, then stop accepting and let
+/// in-flight responses finish (up to [`DRAIN_TIMEOUT`]). The connection limit holds
+/// over all listeners together.
 pub async fn serve(
-    listener: TcpListener,
+    listeners: Vec<TcpListener>,
     state: Arc<ServerState>,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -91,6 +95,7 @@ pub async fn serve(
         .max_headers(limits.max_headers)
         .keep_alive(true);
     tokio::pin!(shutdown);
+    let mut turn = 0;
     loop {
         let permit = tokio::select! {
             _ = &mut shutdown => break,
@@ -98,7 +103,7 @@ pub async fn serve(
         };
         let stream = tokio::select! {
             _ = &mut shutdown => break,
-            accepted = listener.accept() => match accepted {
+            accepted = accept_any(&listeners, &mut turn) => match accepted {
                 Ok((stream, _)) => stream,
                 Err(e) => {
                     // Typically out of file descriptors: back off instead of spinning.
@@ -148,7 +153,7 @@ pub async fn serve(
             }
         });
     }
-    drop(listener);
+    drop(listeners);
     tokio::select! {
         _ = graceful.shutdown() => {}
         _ = tokio::time::sleep(DRAIN_TIMEOUT) => {
@@ -157,12 +162,33 @@ pub async fn serve(
     }
 }
 
+/// The next connection on any of `listeners`. The listener polled first moves round
+/// (`turn`), so a busy address cannot starve the others.
+async fn accept_any(
+    listeners: &[TcpListener],
+    turn: &mut usize,
+) -> std::io::Result<(tokio::net::TcpStream, std::net::SocketAddr)> {
+    *turn = turn.wrapping_add(1);
+    let first = *turn;
+    std::future::poll_fn(|cx| {
+        let n = listeners.len();
+        for i in 0..n {
+            if let std::task::Poll::Ready(r) = listeners[(first + i) % n].poll_accept(cx) {
+                return std::task::Poll::Ready(r);
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}
+
 fn landing_page(telemetry_path: &str) -> String {
     let path = html_escape(telemetry_path);
     format!(
         "<!DOCTYPE html>\n<html><head><title>balance-exporter</title></head><body>\n\
          <h1>balance-exporter</h1>\n<p>Version {version}</p>\n\
          <ul><li><a href=\"{path}\">Metrics</a></li>\
+         <li><a href=\"/status\">Status</a> of every collector</li>\
          <li><a href=\"/-/healthy\">Health</a></li>\
          <li><a href=\"/-/ready\">Readiness</a></li></ul>\n</body></html>\n",
         version = env!("CARGO_PKG_VERSION"),
@@ -256,11 +282,36 @@ async fn route(
                 )
             }
         }
+        "/status" if get => status_page(&req, state),
         "/-/reload" if req.method() == Method::POST => reload(state).await,
         "/-/reload" => method_not_allowed("POST"),
-        "/" | "/-/healthy" | "/-/ready" => method_not_allowed("GET, HEAD"),
+        "/" | "/-/healthy" | "/-/ready" | "/status" => method_not_allowed("GET, HEAD"),
         _ => text(StatusCode::NOT_FOUND, "Not Found\n"),
     }
+}
+
+/// `/status`: HTML, or JSON with `?format=json`; `?account=` and `?state=` filter.
+fn status_page(req: &Request<Incoming>, state: &ServerState) -> Response<Full<Bytes>> {
+    let query = page::Query::parse(req.uri().query());
+    let snap = state.status.snapshot();
+    let mut r = if query.json {
+        response(
+            StatusCode::OK,
+            "application/json",
+            Bytes::from(page::json(&page::filter(&snap, &query))),
+        )
+    } else {
+        response(
+            StatusCode::OK,
+            "text/html; charset=utf-8",
+            Bytes::from(page::html(&snap, &query, &state.telemetry_path)),
+        )
+    };
+    r.headers_mut().insert(
+        hyper::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
+    r
 }
 
 async fn reload(state: &ServerState) -> Response<Full<Bytes>> {

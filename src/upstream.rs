@@ -199,10 +199,10 @@ impl Upstream {
             // A retry needs time to do something useful before the deadline.
             let left = deadline.saturating_duration_since(starts);
             if left < timeout.min(MIN_RETRY_WINDOW) {
-                tracing::debug!(reason = error.reason(), error = %error, attempt, "not retrying: the next try would not finish before the next poll");
+                tracing::debug!(reason = error.reason(), error = %crate::redact::redact(&error.to_string(), &[]), attempt, "not retrying: the next try would not finish before the next poll");
                 return Err(error);
             }
-            tracing::debug!(reason = error.reason(), error = %error, attempt, retry_in_seconds = delay.as_secs_f64(), "upstream request failed; retrying");
+            tracing::debug!(reason = error.reason(), error = %crate::redact::redact(&error.to_string(), &[]), attempt, retry_in_seconds = delay.as_secs_f64(), "upstream request failed; retrying");
             tokio::time::sleep(delay).await;
             attempt += 1;
             limit = timeout.min(left);
@@ -324,13 +324,25 @@ fn httpdate_parse(s: &str) -> Option<std::time::SystemTime> {
 }
 
 /// A short, secret-free description of an error body: the vendor's `detail`,
-/// `error.message`, Yeastar's `detailMessage`, or the start of the text.
+/// `error.message` (with `error.code`), Yeastar's `detailMessage` (with `code`), or
+/// the start of the text.
 pub fn error_detail(body: &[u8]) -> String {
     if let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) {
-        for ptr in ["/detail", "/error/message", "/detailMessage", "/message"] {
+        for (ptr, code) in [
+            ("/detail", ""),
+            ("/error/message", "/error/code"),
+            ("/detailMessage", "/code"),
+            ("/message", ""),
+        ] {
             if let Some(s) = v.pointer(ptr).and_then(|d| d.as_str()) {
                 if !s.is_empty() {
-                    return truncate(s, 200);
+                    // The vendor's own code says more than the HTTP status.
+                    return match v.pointer(code).and_then(|c| c.as_str()) {
+                        Some(c) if !c.is_empty() => {
+                            format!("{} (code {})", truncate(s, 200), truncate(c, 60))
+                        }
+                        _ => truncate(s, 200),
+                    };
                 }
             }
         }
@@ -366,7 +378,13 @@ mod tests {
         );
         assert_eq!(
             error_detail(br#"{"error":{"code":"x","message":"slow down"}}"#),
-            "slow down"
+            "slow down (code x)"
+        );
+        assert_eq!(
+            error_detail(
+                br#"{"code":"access_token_invalid","detailMessage":"Invalid access token"}"#
+            ),
+            "Invalid access token (code access_token_invalid)"
         );
         assert_eq!(
             error_detail(b"<html>\n<b>Bad Gateway</b></html>"),

@@ -102,8 +102,13 @@ struct Running {
 
 impl Running {
     fn start(args: &[&str]) -> Running {
-        let mut child = Command::new(BIN)
-            .args(args)
+        let mut cmd = Command::new(BIN);
+        cmd.args(args);
+        Running::spawn(cmd)
+    }
+
+    fn spawn(mut cmd: Command) -> Running {
+        let mut child = cmd
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -156,10 +161,20 @@ impl Running {
                 while let Ok(l) = self.lines.recv_timeout(PATIENCE) {
                     self.seen.push(l);
                 }
-                return (status, self.seen);
+                return (status, std::mem::take(&mut self.seen));
             }
             assert!(Instant::now() < deadline, "did not exit after SIGTERM");
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Running {
+    /// A failed test must not leave the process behind.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
         }
     }
 }
@@ -271,4 +286,97 @@ fn unusable_listen_address_fails_with_a_clear_error() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot listen on 256.0.0.1:1"), "{err}");
+}
+
+#[test]
+fn every_listen_address_is_served() {
+    let mut r = Running::start(&[
+        "--demo",
+        "--web.listen-address",
+        "127.0.0.1:0",
+        "--web.listen-address",
+        "127.0.0.1:0",
+    ]);
+    let addrs = address_from(&r.wait_line("listening"));
+    let addrs: Vec<&str> = addrs.split(',').collect();
+    assert_eq!(addrs.len(), 2, "{addrs:?}");
+    assert_ne!(addrs[0], addrs[1]);
+    for addr in &addrs {
+        assert_eq!(http_get(addr, "/-/healthy").0, 200, "{addr}");
+        let (status, body) = http_get(addr, "/status");
+        assert_eq!(status, 200, "{addr}");
+        assert!(body.contains("balance-exporter status"), "{body}");
+    }
+    let (status, lines) = r.terminate();
+    assert!(status.success(), "{status:?}\n{}", lines.join("\n"));
+}
+
+/// `--web.systemd-socket` under `systemd-socket-activate`, which opens the listening
+/// socket and hands it over exactly as systemd does (`LISTEN_FDS`, `LISTEN_PID`, fd 3).
+/// The tool comes with the Debian package `systemd`; `scripts/test.sh` installs it.
+#[test]
+fn systemd_socket_activation_hands_over_the_listening_socket() {
+    let tool = "systemd-socket-activate";
+    let found = Command::new(tool)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    assert!(
+        found.is_ok_and(|s| s.success()),
+        "{tool} not found: install the Debian package systemd (scripts/test.sh does)"
+    );
+    // A free port: bound, read and released; systemd-socket-activate binds it again.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut cmd = Command::new(tool);
+    cmd.args(["--listen", &listen, BIN, "--demo", "--web.systemd-socket"])
+        // Ignored with the socket: it must not be bound.
+        .args(["--web.listen-address", "127.0.0.1:1"]);
+    let mut r = Running::spawn(cmd);
+    // The tool binds, then starts the exporter on the first connection.
+    r.wait_line(&format!("Listening on {listen}"));
+    assert_eq!(http_get(&listen, "/-/healthy").0, 200);
+    let line = r.wait_line("message=listening");
+    assert_eq!(address_from(&line), listen, "{line}");
+    let deadline = Instant::now() + PATIENCE;
+    while http_get(&listen, "/-/ready").0 != 200 {
+        assert!(Instant::now() < deadline, "never ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (status, body) = http_get(&listen, "/status");
+    assert_eq!(status, 200);
+    assert!(body.contains("yeastar_balance"), "{body}");
+    let (status, lines) = r.terminate();
+    assert!(status.success(), "{}", lines.join("\n"));
+}
+
+#[test]
+fn systemd_socket_without_activation_fails_with_a_clear_error() {
+    let out = Command::new(BIN)
+        .args(["--demo", "--web.systemd-socket"])
+        .env_remove("LISTEN_FDS")
+        .env_remove("LISTEN_PID")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--web.systemd-socket: LISTEN_PID is not set"),
+        "{err}"
+    );
+    // Sockets meant for another process are not taken.
+    let out = Command::new(BIN)
+        .args(["--demo", "--web.systemd-socket"])
+        .env("LISTEN_FDS", "1")
+        .env("LISTEN_PID", "1")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("LISTEN_PID is 1, not this process"), "{err}");
 }

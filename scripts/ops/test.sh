@@ -188,6 +188,29 @@ check_systemd() {
   verdict=$(systemd-analyze security --offline=true --threshold=15 "$unit" 2>&1) ||
     { tail -n 1 <<<"$verdict"; echo "exposure above 1.5"; return 1; }
   tail -n 1 <<<"$verdict"
+  check_systemd_socket
+}
+
+# Socket activation: the .socket unit and the service drop-in that adds
+# --web.systemd-socket, verified together as systemd would load them (the unit
+# path points at a copy of deploy/systemd/). The Rust test
+# systemd_socket_activation_hands_over_the_listening_socket runs the exporter
+# under systemd-socket-activate.
+check_systemd_socket() {
+  local dir=$work/systemd-socket real out
+  real=$(realpath "$bin")
+  rm -rf "$dir"
+  mkdir -p "$dir/balance-exporter.service.d"
+  sed "s#^ExecStart=/usr/local/bin/balance-exporter #ExecStart=$real #" deploy/systemd/balance-exporter.service >"$dir/balance-exporter.service"
+  sed "s#^ExecStart=/usr/local/bin/balance-exporter #ExecStart=$real #" deploy/systemd/balance-exporter.service.d/socket-activation.conf \
+    >"$dir/balance-exporter.service.d/socket-activation.conf"
+  cp deploy/systemd/balance-exporter.socket "$dir/"
+  grep -q "^ExecStart=$real .*--web.systemd-socket" "$dir/balance-exporter.service.d/socket-activation.conf"
+  grep -q '^ListenStream=' "$dir/balance-exporter.socket"
+  out=$(cd "$dir" && SYSTEMD_UNIT_PATH="$dir:" systemd-analyze verify balance-exporter.socket balance-exporter.service 2>&1) ||
+    { echo "$out"; return 1; }
+  [[ -z $out ]] || { echo "$out"; return 1; }
+  echo "systemd-analyze verify (socket activation): no findings"
 }
 
 free_port() {

@@ -675,6 +675,9 @@ async fn handle(
     if let (Some(route), Some(fault)) = (route, fault) {
         match fault {
             Fault::Delay(delay) => tokio::time::sleep(delay).await,
+            Fault::EchoCredentials => {
+                return Ok(reply::echo_credentials(route, &recorded).into_response())
+            }
             fault => return Ok(reply::fault_reply(route, &fault).into_response()),
         }
     }

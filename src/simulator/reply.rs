@@ -138,7 +138,10 @@ pub(crate) fn fault_reply(route: Route, fault: &Fault) -> Reply {
             reply.retry_after = *retry_after;
             reply
         }
-        Fault::Delay(_) => Reply::raw(200, "application/json", Bytes::new()),
+        // Handled by the caller, which has the request.
+        Fault::Delay(_) | Fault::EchoCredentials => {
+            Reply::raw(200, "application/json", Bytes::new())
+        }
         Fault::MalformedJson => Reply::raw(
             200,
             "application/json",
@@ -187,6 +190,39 @@ pub(crate) fn fault_reply(route: Route, fault: &Fault) -> Reply {
                 )
             }
         }
+    }
+}
+
+/// The answer of [`Fault::EchoCredentials`]: an error that repeats the credential of
+/// `req` back.
+pub(crate) fn echo_credentials(route: Route, req: &super::RecordedRequest) -> Reply {
+    let bearer = req
+        .authorization
+        .as_deref()
+        .and_then(super::bearer)
+        .unwrap_or("")
+        .to_string();
+    match route {
+        Route::YeastarToken => {
+            let detail = match req.form_param("refresh_token") {
+                Some(r) => format!("Invalid refresh_token {r}"),
+                None => format!(
+                    "Invalid client_secret {} for client_id {}",
+                    req.form_param("client_secret").unwrap_or_default(),
+                    req.form_param("client_id").unwrap_or_default()
+                ),
+            };
+            Reply::json(
+                200,
+                &yeastar_envelope("invalid_client", &detail, Value::Null, 401),
+            )
+        }
+        Route::YeastarBalance => yeastar_error(
+            401,
+            "access_token_invalid",
+            &format!("Invalid access token {bearer}"),
+        ),
+        _ => acedata_detail(401, &format!("Invalid token: Bearer {bearer} was rejected")),
     }
 }
 

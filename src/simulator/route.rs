@@ -114,4 +114,9 @@ pub enum Fault {
     /// A vendor-level error: on Yeastar routes HTTP 200 with `code` other than `success`;
     /// on Ace Data Cloud routes HTTP 400 with the `{"error": {"code", "message"}}` body.
     ApiError,
+    /// A careless upstream that echoes the request's credential in its error: the
+    /// bearer token (401), or on the Yeastar token route the `client_secret` /
+    /// `refresh_token` form field (HTTP 200, `invalid_client`). Tests that secrets never
+    /// reach a log line or the status page.
+    EchoCredentials,
 }

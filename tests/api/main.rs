@@ -8,5 +8,6 @@ mod golden;
 mod helpers;
 mod history;
 mod reload;
+mod status;
 mod third_provider;
 mod yeastar;

@@ -128,7 +128,14 @@ async fn tls_and_basic_auth_protect_every_path() {
         assert_eq!(r.status(), 401, "{user}:{password}");
     }
     // As in the exporter-toolkit, every path needs the credentials.
-    for path in ["/", "/-/healthy", "/-/ready", "/nope"] {
+    for path in [
+        "/",
+        "/-/healthy",
+        "/-/ready",
+        "/status",
+        "/status?format=json",
+        "/nope",
+    ] {
         let r = client.get(format!("{base}{path}")).send().await.unwrap();
         assert_eq!(r.status(), 401, "{path}");
     }

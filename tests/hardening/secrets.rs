@@ -1,6 +1,6 @@
 //! The real binary at `--log.level debug`, in both log formats, against the simulator
 //! with faults on every route, token renewals, reloads (HTTP and SIGHUP, valid and
-//! invalid) and rejected scrapes: no secret appears in stdout, stderr, `/metrics` or
+//! invalid) and rejected scrapes: no secret appears in stdout, stderr, `/metrics`, `/status` or
 //! any error body.
 
 use std::io::{BufRead, BufReader, Read};
@@ -205,6 +205,22 @@ async fn run(format: &str) {
     .await;
     assert!(seen_all.is_some(), "{}", stderr.text());
     sim.clear_faults();
+    // An upstream that echoes the credential it was sent: the bearer token, the
+    // client secret, the refresh token. Only redacted messages may come out.
+    for route in Route::ALL {
+        sim.inject_fault(route, Fault::EchoCredentials, None);
+    }
+    let echoed = eventually(|| async {
+        let log = stderr.text();
+        (log.contains("Invalid client_secret [redacted]")
+            && log.contains("Invalid token: Bearer [redacted]")
+            && log.contains("Invalid access token [redacted]"))
+        .then_some(())
+    })
+    .await;
+    assert!(echoed.is_some(), "{}", stderr.text());
+    bodies.push(get("/status", Some(WEB_PASSWORD)).await.1);
+    sim.clear_faults();
     // Renewed tokens must not leak either: wait until the exporter has fetched one.
     let issued = sim.yeastar_tokens_issued();
     sim.expire_yeastar_tokens();
@@ -215,9 +231,13 @@ async fn run(format: &str) {
 
     // Rejected and odd requests: their bodies are checked too.
     bodies.push(get("/metrics", Some(WEB_PASSWORD)).await.1);
+    bodies.push(get("/status", Some(WEB_PASSWORD)).await.1);
+    bodies.push(get("/status?format=json", Some(WEB_PASSWORD)).await.1);
     for (path, password, status) in [
         ("/metrics", Some("wrong"), 401),
         ("/metrics", None, 401),
+        ("/status", None, 401),
+        ("/status?format=json", Some("wrong"), 401),
         ("/nope", Some(WEB_PASSWORD), 404),
     ] {
         let (s, body) = get(path, password).await;
@@ -254,6 +274,11 @@ async fn run(format: &str) {
     stderr
         .wait_for("reload rejected", "previous configuration keeps running")
         .await;
+    // The status page shows the rejected reload's problems, not the secrets in it.
+    let (s, page) = get("/status", Some(WEB_PASSWORD)).await;
+    assert_eq!(s, 200);
+    assert!(page.contains("rejected"), "{page}");
+    bodies.push(page);
 
     // SIGHUP: an invalid config is rejected with an error line, a valid one is taken.
     signal(&child, "HUP");
@@ -290,6 +315,7 @@ async fn run(format: &str) {
     .await;
     assert!(polled.is_some(), "{}", stderr.text());
     bodies.push(get("/metrics", Some(WEB_PASSWORD)).await.1);
+    bodies.push(get("/status?format=json", Some(WEB_PASSWORD)).await.1);
 
     signal(&child, "TERM");
     let status = tokio::task::spawn_blocking(move || child.wait().unwrap())

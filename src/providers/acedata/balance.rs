@@ -59,15 +59,29 @@ impl Collector for BalanceCollector {
     }
 
     fn clear(&mut self) {
+        for f in self.families() {
+            f.clear(&self.account);
+        }
+    }
+
+    fn series(&self) -> Option<usize> {
+        Some(self.families().iter().map(|f| f.count(&self.account)).sum())
+    }
+
+    fn secrets(&self) -> Vec<secrecy::SecretString> {
+        self.client.secrets()
+    }
+}
+
+impl BalanceCollector {
+    /// Every family this collector writes.
+    fn families(&self) -> [&crate::metrics::GaugeFamily; 4] {
         let m = &self.metrics;
-        let a = self.account.as_str();
-        for f in [
+        [
             &m.credits,
             &m.package_amount,
             &m.package_price,
             &m.balance_updated,
-        ] {
-            f.clear(a);
-        }
+        ]
     }
 }

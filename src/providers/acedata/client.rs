@@ -24,6 +24,11 @@ pub struct AcedataClient {
 }
 
 impl AcedataClient {
+    /// The platform token as it is sent now (for redacting error messages), if readable.
+    pub fn secrets(&self) -> Vec<secrecy::SecretString> {
+        self.token.get().into_iter().collect()
+    }
+
     /// A client for the account at `base_url` (no trailing slash).
     pub fn new(
         upstream: Upstream,

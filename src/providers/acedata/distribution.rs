@@ -51,17 +51,21 @@ impl StatusCollector {
     }
 
     fn clear_status(&self) {
+        for f in self.families() {
+            f.clear(&self.account);
+        }
+    }
+
+    /// Every family this collector writes.
+    fn families(&self) -> [&crate::metrics::GaugeFamily; 5] {
         let m = &self.metrics;
-        let a = self.account.as_str();
-        for f in [
+        [
             &m.level,
             &m.commission_ratio,
             &m.invitee_spend,
             &m.reward,
             &m.next_level_remaining,
-        ] {
-            f.clear(a);
-        }
+        ]
     }
 
     async fn fetch(&mut self, client: &AcedataClient) -> Result<Option<Status>, CollectError> {
@@ -106,6 +110,14 @@ impl Collector for StatusCollector {
 
     fn clear(&mut self) {
         self.clear_status();
+    }
+
+    fn series(&self) -> Option<usize> {
+        Some(self.families().iter().map(|f| f.count(&self.account)).sum())
+    }
+
+    fn secrets(&self) -> Vec<secrecy::SecretString> {
+        self.client.secrets()
     }
 }
 
@@ -157,6 +169,15 @@ impl Collector for LevelsCollector {
     fn clear(&mut self) {
         self.metrics.level_threshold.clear(&self.account);
         self.metrics.level_commission_ratio.clear(&self.account);
+    }
+
+    fn series(&self) -> Option<usize> {
+        let m = &self.metrics;
+        Some(m.level_threshold.count(&self.account) + m.level_commission_ratio.count(&self.account))
+    }
+
+    fn secrets(&self) -> Vec<secrecy::SecretString> {
+        self.client.secrets()
     }
 }
 

@@ -455,15 +455,30 @@ impl Collector for HistoryCollector {
     }
 
     fn clear(&mut self) {
+        for f in self.families() {
+            f.clear(&self.account);
+        }
+    }
+
+    fn series(&self) -> Option<usize> {
+        Some(self.families().iter().map(|f| f.count(&self.account)).sum())
+    }
+
+    fn secrets(&self) -> Vec<secrecy::SecretString> {
+        self.client.secrets()
+    }
+}
+
+impl HistoryCollector {
+    /// Every family this collector writes.
+    fn families(&self) -> [&crate::metrics::GaugeFamily; 4] {
         let m = &self.metrics;
-        for f in [
+        [
             &m.history_records,
             &m.history_reward,
             &m.history_order_amount,
             &m.history_last_record,
-        ] {
-            f.clear(&self.account);
-        }
+        ]
     }
 }
 

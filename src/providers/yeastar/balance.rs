@@ -64,4 +64,12 @@ impl Collector for BalanceCollector {
     fn clear(&mut self) {
         self.metrics.balance.clear(&self.account);
     }
+
+    fn series(&self) -> Option<usize> {
+        Some(self.metrics.balance.count(&self.account))
+    }
+
+    fn secrets(&self) -> Vec<secrecy::SecretString> {
+        self.tokens.secrets()
+    }
 }

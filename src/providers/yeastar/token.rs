@@ -70,7 +70,9 @@ impl TokenManager {
                         return Ok(self.store(grant));
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, "yeastar token refresh failed; exchanging client credentials");
+                        // The refresh token may be echoed back in the error.
+                        let error = crate::redact::redact(&e.to_string(), &self.secrets());
+                        tracing::warn!(error = %error, "yeastar token refresh failed; exchanging client credentials");
                     }
                 }
             }
@@ -85,6 +87,20 @@ impl TokenManager {
         let grant = client.exchange(&client_id, &secret).await?;
         tracing::debug!("yeastar client credentials exchanged for an access token");
         Ok(self.store(grant))
+    }
+
+    /// Every secret this manager holds: the client secret or static token, and the
+    /// current access and refresh tokens (for redacting error messages).
+    pub fn secrets(&self) -> Vec<SecretString> {
+        let configured = match &self.auth {
+            Auth::StaticToken(s) => s.get().ok(),
+            Auth::ClientCredentials { client_secret, .. } => client_secret.get().ok(),
+        };
+        let issued = self
+            .tokens
+            .iter()
+            .flat_map(|t| [t.access.clone(), t.refresh.clone()]);
+        configured.into_iter().chain(issued).collect()
     }
 
     /// The access token was rejected: the next call refreshes it.
