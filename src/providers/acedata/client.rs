@@ -6,7 +6,7 @@ use std::time::Duration;
 use reqwest::Method;
 use secrecy::ExposeSecret;
 
-use super::model::{self, Balance, HistoryRecord, Level, ListPage, Status};
+use super::model::{self, Application, Balance, HistoryRecord, Level, ListPage, Status};
 use crate::collector::CollectError;
 use crate::config::Secret;
 use crate::upstream::Upstream;
@@ -120,5 +120,23 @@ impl AcedataClient {
             .call(Method::GET, "/api/v1/distribution-histories/", &q)
             .await?;
         model::parse_history_page(&body)
+    }
+
+    /// One page of `GET /api/v1/applications/`: `(count, applications)`. `user_id` is
+    /// always sent (the configured one, else `me`): without it a normal account gets
+    /// 403 `permission_denied` on this list.
+    pub async fn applications_page(
+        &self,
+        limit: u64,
+        offset: u64,
+    ) -> Result<(u64, Vec<Application>), CollectError> {
+        let user_id = self.user_id.as_deref().unwrap_or("me").to_string();
+        let q = [
+            ("user_id", user_id),
+            ("limit", limit.to_string()),
+            ("offset", offset.to_string()),
+        ];
+        let body = self.call(Method::GET, "/api/v1/applications/", &q).await?;
+        model::parse_applications_page(&body)
     }
 }
