@@ -407,3 +407,54 @@ async fn no_api_key_token_reaches_metrics_even_through_faults() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn every_application_series_goes_after_max_staleness_and_comes_back() {
+    let sim = simulator(paged()).await;
+    let cfg = format!(
+        r#"
+acedata:
+  - name: main
+    base_url: {}
+    token: {ACE_TOKEN}
+    interval: 200ms
+    timeout: 200ms
+    max_staleness: 1s
+    collectors: [applications, distribution_levels]
+    application_thresholds: {{ "*": 20 }}
+"#,
+        sim.base_url()
+    );
+    let app = spawn_yaml(&cfg).await;
+    app.wait_ready().await;
+    let families = [
+        "acedata_application_remaining_amount",
+        "acedata_application_used_amount",
+        "acedata_application_disabled",
+        "acedata_application_allow_consume_global",
+        "acedata_application_expiry_timestamp_seconds",
+        "acedata_application_info",
+        "acedata_credential_used_amount",
+        "acedata_credential_limit_amount",
+        "acedata_credential_expiry_timestamp_seconds",
+        "balance_exporter_application_low_threshold",
+    ];
+    let s = app.samples().await;
+    for f in families {
+        assert!(s.has_metric(f), "{f}");
+    }
+    sim.inject_fault(Route::AcedataApplications, Fault::Status(502), None);
+    let s = app
+        .wait_for(LIMIT, "stale application series removed", |s| {
+            families.iter().all(|f| !s.has_metric(f))
+        })
+        .await;
+    assert_eq!(success(&s), Some(0.0));
+    assert!(s.has_metric("acedata_distribution_level_threshold"));
+    sim.clear_faults();
+    let s = app
+        .wait_for(LIMIT, "back", |s| success(s) == Some(1.0))
+        .await;
+    assert_exported(&s, &sim.applications(ACE_TOKEN));
+    app.stop().await;
+}
