@@ -202,3 +202,92 @@ impl Collector for ApplicationsCollector {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+    use crate::metrics::Registry;
+    use crate::upstream::Upstream;
+
+    fn collector(registry: &Registry, thresholds: &str) -> ApplicationsCollector {
+        let yaml = format!(
+            "acedata:\n  - name: main\n    token: t\n    application_thresholds: {thresholds}\n"
+        );
+        let config = crate::config::Config::from_yaml(&yaml).unwrap();
+        ApplicationsCollector {
+            account: "main".into(),
+            client: AcedataClient::new(
+                Upstream::new(1),
+                "http://127.0.0.1:9",
+                Secret::literal("t"),
+                None,
+                std::time::Duration::from_secs(1),
+            ),
+            metrics: Arc::new(AcedataMetrics::new(registry)),
+            thresholds: config.acedata[0].application_thresholds.clone(),
+        }
+    }
+
+    fn text(registry: &Registry) -> String {
+        let mut out = Vec::new();
+        registry.encode(&mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    fn spec_apps(body: &str) -> Vec<Application> {
+        let page = format!(r#"{{"count": 1, "results": [{body}]}}"#);
+        super::super::model::parse_applications_page(page.as_bytes())
+            .unwrap()
+            .1
+    }
+
+    #[test]
+    fn update_writes_every_series_then_replaces_and_clears_them() {
+        let registry = Registry::new();
+        let mut c = collector(&registry, r#"{midjourney: 100, "*": 20}"#);
+        let spec = super::super::model::tests::SPEC_APPLICATION;
+        c.update(&spec_apps(spec));
+        let t = text(&registry);
+        let l = r#"account="main",application_id="0b7c2f1e-5a4d-4c3b-9e21-7f6a5d4c3b2a""#;
+        for line in [
+            format!(r#"acedata_application_remaining_amount{{{l},service="midjourney"}} 312.5"#),
+            format!(r#"acedata_application_used_amount{{{l},service="midjourney"}} 187.5"#),
+            format!(r#"acedata_application_disabled{{{l},service="midjourney"}} 0"#),
+            format!(r#"acedata_application_allow_consume_global{{{l},service="midjourney"}} 0"#),
+            format!(
+                r#"acedata_application_info{{{l},scope="Individual",service="midjourney",service_name="Midjourney",type="Usage"}} 1"#
+            ),
+            format!(
+                r#"acedata_credential_used_amount{{{l},credential_id="cred-1",service="midjourney"}} 150.25"#
+            ),
+            format!(
+                r#"acedata_credential_limit_amount{{{l},credential_id="cred-1",service="midjourney"}} 200"#
+            ),
+            r#"balance_exporter_application_low_threshold{account="main",service="midjourney"} 100"#
+                .to_string(),
+        ] {
+            assert!(t.contains(&line), "missing {line} in:\n{t}");
+        }
+        assert!(!t.contains("expiry_timestamp_seconds{"), "{t}");
+        assert!(!t.contains("sk-never"), "{t}");
+
+        // Without an alias the service is the service_id; the `*` threshold applies.
+        let renamed = spec.replace(r#""alias": "midjourney""#, r#""alias": null"#);
+        c.update(&spec_apps(&renamed));
+        let t = text(&registry);
+        assert!(
+            !t.contains("midjourney"),
+            "old label sets are replaced:\n{t}"
+        );
+        assert!(t.contains(
+            r#"balance_exporter_application_low_threshold{account="main",service="svc-mj"} 20"#
+        ));
+
+        c.update(&[]);
+        assert!(!text(&registry).contains("account=\"main\""));
+        c.update(&spec_apps(spec));
+        c.clear();
+        assert!(!text(&registry).contains("account=\"main\""));
+    }
+}

@@ -307,7 +307,7 @@ pub fn to_f64(d: Decimal) -> f64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use rust_decimal::prelude::FromPrimitive;
 
