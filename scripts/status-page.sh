@@ -94,7 +94,8 @@ problems = []
 if "balance-exporter status" not in dom:
     problems.append("no page title in the rendered DOM")
 expected = {"demo/yeastar_balance", "demo/acedata_balance", "demo/acedata_distribution_status",
-            "demo/acedata_distribution_levels", "demo/acedata_distribution_history"}
+            "demo/acedata_distribution_levels", "demo/acedata_distribution_history",
+            "demo/acedata_applications"}
 if set(p.rows) != expected:
     problems.append(f"rows {sorted(p.rows)}, expected {sorted(expected)}")
 failing = p.rows.get("demo/yeastar_balance", "")
@@ -106,7 +107,8 @@ for needle in ["failing", "api_error", "invalid_client", "Invalid client_secret 
 for rid in expected - {"demo/yeastar_balance"}:
     if p.state.get(rid) != "ok":
         problems.append(f"{rid} is {p.state.get(rid)!r}, not ok")
-for secret in ["demo-wrong-yeastar-secret-4c1d", "demo-yeastar-client-secret", "demo-acedata-platform-token"]:
+for secret in ["demo-wrong-yeastar-secret-4c1d", "demo-yeastar-client-secret", "demo-acedata-platform-token",
+               "sk-never-export-this"]:
     if secret in dom:
         problems.append(f"secret {secret} in the page")
 if "<script" in dom:
@@ -115,7 +117,7 @@ if problems:
     print("\n".join(problems))
     print(dom)
     sys.exit(1)
-print("rendered /status: 5 rows; demo/yeastar_balance failing:", " ".join(failing.split()))
+print(f"rendered /status: {len(p.rows)} rows; demo/yeastar_balance failing:", " ".join(failing.split()))
 PY
 
 for png in target/status-page.png target/status-page-phone.png; do

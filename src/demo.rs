@@ -41,6 +41,7 @@ acedata:
     low_balance_threshold: 50
     user_id: me
     history: {{ page_size: 10, full_sync_interval: 5m }}
+    application_thresholds: {{ midjourney: 100, "*": 20 }}
 yeastar:
   - name: demo
     base_url: {base_url}

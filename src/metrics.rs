@@ -29,7 +29,7 @@ pub const CACHED_HELP_SUFFIX: &str =
     " (cached: refreshed on the poll interval, not at scrape time)";
 
 /// Most labels a family may have.
-const MAX_LABELS: usize = 4;
+const MAX_LABELS: usize = 8;
 
 /// A series' label values as symbols, in the order of the sorted label names; unused
 /// slots are 0.

@@ -8,7 +8,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
+from datetime import datetime
 from decimal import Decimal
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -63,6 +65,7 @@ acedata:
     token_file: {tmp}/ace-token
     low_balance_threshold: 10
     history: {{ page_size: 7, full_sync_interval: 1h }}
+    application_thresholds: {{ midjourney: 100, "*": 20 }}
 yeastar:
   - name: partner
     base_url: {SIM}
@@ -96,7 +99,9 @@ def scrape():
     return samples(http(addr + "/metrics")[1])
 
 
-def wait_for(pred, what, within=6.0):
+def wait_for(pred, what, within=20.0):
+    # A generous bound: only a failure waits it out, and a loaded machine (shared cores)
+    # can stretch four 1 s polls well past 6 s.
     deadline = time.time() + within
     s = scrape()
     while not pred(s) and time.time() < deadline:
@@ -135,6 +140,106 @@ try:
         check(s.get(f"acedata_distribution_history_order_amount{L}") == float(sum(r["order"]["price"] for r in rs)),
               f"history order amount invalid={inv}")
     check(s.get('yeastar_account_balance{account="partner"}') == 675.24, "yeastar balance 675.24")
+
+    # Service quotas: every application and API key, read here straight from the
+    # simulator (all pages), must be exported with exactly its numbers.
+    def applications():
+        apps, offset = [], 0
+        while True:
+            req = urllib.request.Request(SIM + f"/api/v1/applications/?user_id=me&limit=100&offset={offset}",
+                                         headers={"authorization": "Bearer e2e-acedata-token"})
+            page = json.loads(urllib.request.urlopen(req).read(), parse_float=Decimal)
+            apps += page["items"]
+            offset += len(page["items"])
+            if not page["items"] or offset >= page["count"]:
+                return apps
+
+    def epoch(text):
+        return None if text is None else datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+    def app_labels(app, extra=""):
+        service = app["service"]["alias"] or app["service_id"]
+        return f'{{account="main",application_id="{app["id"]}"{extra},service="{service}"}}'
+
+    def expected_apps(apps):
+        """Every series the applications collector must export, with its value."""
+        want = {}
+        for app in apps:
+            L = app_labels(app)
+            want[f"acedata_application_remaining_amount{L}"] = float(app["remaining_amount"])
+            want[f"acedata_application_used_amount{L}"] = float(app["used_amount"])
+            want[f"acedata_application_disabled{L}"] = float(app["disabled"])
+            want[f"acedata_application_allow_consume_global{L}"] = float(app["allow_consume_global"])
+            if app["expired_at"] is not None:
+                want[f"acedata_application_expiry_timestamp_seconds{L}"] = epoch(app["expired_at"])
+            service = app["service"]["alias"] or app["service_id"]
+            want[(f'acedata_application_info{{account="main",application_id="{app["id"]}",scope="{app["scope"]}",'
+                  f'service="{service}",service_name="{app["service"]["name"]}",type="{app["type"]}"}}')] = 1.0
+            want[f'balance_exporter_application_low_threshold{{account="main",service="{service}"}}'] = (
+                100.0 if service == "midjourney" else 20.0)
+            for key in app["credentials"]:
+                K = app_labels(app, f',credential_id="{key["id"]}"')
+                want[f"acedata_credential_used_amount{K}"] = float(key["used_amount"])
+                if key["limited_amount"] is not None:
+                    want[f"acedata_credential_limit_amount{K}"] = float(key["limited_amount"])
+                if key["expired_at"] is not None:
+                    want[f"acedata_credential_expiry_timestamp_seconds{K}"] = epoch(key["expired_at"])
+        return want
+
+    APP_FAMILIES = ("acedata_application_", "acedata_credential_", "balance_exporter_application_low_threshold")
+
+    def exported_apps(s):
+        return {k: v for k, v in s.items() if k.startswith(APP_FAMILIES)}
+
+    apps = applications()
+    check(len(apps) == 10, "the simulator lists 10 applications over 3 pages")
+    want = expected_apps(apps)
+    got = exported_apps(s)
+    check(got == want, f"every application and API key exported exactly ({len(want)} series)"
+          + ("" if got == want else f": missing {sorted(set(want) - set(got))[:5]}, extra "
+             f"{sorted(set(got) - set(want))[:5]}, wrong {[k for k in want if k in got and got[k] != want[k]][:5]}"))
+    q = urllib.parse.parse_qs(json.loads(http(SIM + "/_control/last_query?path=/api/v1/applications/")[1])["query"])
+    check(q.get("user_id") == ["me"], f"user_id=me sent on the applications list ({q})")
+    c0 = json.loads(http(SIM + "/_control/count?path=/api/v1/applications/")[1])["count"]
+    time.sleep(3.2)
+    c1 = json.loads(http(SIM + "/_control/count?path=/api/v1/applications/")[1])["count"]
+    check(c1 - c0 <= 3 * 4, f"applications: one request per page per interval ({c1 - c0} requests in ~3 cycles)")
+    for _ in range(20):
+        scrape()
+    c2 = json.loads(http(SIM + "/_control/count?path=/api/v1/applications/")[1])["count"]
+    check(c2 - c1 <= 3 * 2, f"scrapes cost no application requests ({c2 - c1} during 20 scrapes)")
+
+    # A change, a vanished application and a vanished key, all within one interval.
+    control("/_control/set", {"application": {"id": "e2e-app-1", "remaining_amount": 12.34, "used_amount": 487.66}})
+    control("/_control/set", {"remove_application": "e2e-app-5"})
+    control("/_control/set", {"remove_credential": ["e2e-app-2", "e2e-key-2-1"]})
+    apps = applications()
+    s = wait_for(lambda s: exported_apps(s) == expected_apps(apps),
+                 "applications: change followed, vanished application and key dropped within an interval")
+    check(not any("e2e-app-5" in k or "e2e-key-2-1" in k for k in s),
+          "  no series of the vanished application or key is left")
+    check('balance_exporter_application_low_threshold{account="main",service="luma"}' not in s,
+          "  the vanished service's threshold series is gone")
+
+    # Faults on the applications endpoint: counted by reason, last good values kept.
+    good = expected_apps(apps)
+    APPS = "acedata_applications"
+    for fault, reason in [
+        ({"status": 500, "body": '{"detail": "boom"}'}, "http_status"),
+        ({"status": 403, "body": '{"detail": "You do not have permission to perform this action."}'}, "http_status"),
+        ({"status": 429, "body": "", "headers": {"Retry-After": "1"}}, "rate_limited"),
+        ({"status": 401, "body": '{"detail": "Invalid token."}'}, "unauthorized"),
+        ({"status": 200, "body": '{"count": 10, "items": [{"id": "x", "remaining_amount": "lots"}]}'}, "decode"),
+        ({"status": 200, "body": '{"count": 10, "items": [{"id": "e2e-a'}, "decode"),
+        ({"delay": 2.5, "status": 200, "body": "{}"}, "timeout"),
+    ]:
+        before = scrape().get(f'balance_exporter_collector_errors_total{{account="main",collector="{APPS}",reason="{reason}"}}', 0)
+        control("/_control/fault", dict(fault, path="/api/v1/applications/", times=4))
+        s = wait_for(lambda s: s.get(f'balance_exporter_collector_errors_total{{account="main",collector="{APPS}",reason="{reason}"}}', 0) > before,
+                     f"applications fault {fault.get('status')} {fault.get('body', '')[:20]!r} counted as {reason}")
+        check(exported_apps(s) == good, f"  last good application values kept after {reason}")
+        wait_for(lambda s: s.get(f'balance_exporter_collector_success{{account="main",collector="{APPS}"}}') == 1.0,
+                 "  recovers")
 
     # Changes upstream show within one interval.
     control("/_control/set", {"credits": "42.17", "accountBalance": 12.5,
@@ -194,7 +299,7 @@ finally:
     check(code == 0, f"exit code 0 on SIGTERM (got {code})")
     log.seek(0)
     logs = log.read()
-    for secret in ["e2e-acedata-token", "e2e-client-secret", "access-1", "refresh-1"]:
+    for secret in ["e2e-acedata-token", "e2e-client-secret", "access-1", "refresh-1", "sk-e2e-never-export-"]:
         check(secret not in logs and secret not in text, f"secret {secret!r} absent from logs and /metrics")
 
 if failures:

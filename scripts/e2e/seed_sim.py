@@ -7,8 +7,16 @@ Control endpoints (not part of the vendors' APIs):
   POST /_control/fault   body: {"path": "...", "status": 500, "body": "...", "times": 1,
                                  "headers": {...}, "delay": 0.0}
   POST /_control/set     body: {"credits": "12.34"} / {"accountBalance": 1.5} /
-                               {"add_history": {"reward": 1.1, "price": 11.0, "invalid": false}}
+                               {"add_history": {"reward": 1.1, "price": 11.0, "invalid": false}} /
+                               {"application": {"id": "...", "remaining_amount": 1.5, "used_amount": 2}} /
+                               {"remove_application": "<id>"} / {"remove_credential": ["<app id>", "<key id>"]}
   GET  /_control/count?path=...   requests seen on a path
+  GET  /_control/last_query?path=...   the query string of the last request on a path
+
+Applications (GET /api/v1/applications/) follow the SPEC's "Ace Data Cloud service
+quotas": without `user_id` the list answers 403 permission_denied; pages are cut to
+APPLICATIONS_MAX_LIMIT whatever `limit` asks (a server-side maximum page size), and the
+page sits under `items` (the key the vendor's own clients read) so both keys are used.
 """
 import json
 import sys
@@ -20,6 +28,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 TOKEN = "e2e-acedata-token"
 CLIENT_ID = "e2e-client-id"
 CLIENT_SECRET = "e2e-client-secret"
+
+APPLICATIONS_MAX_LIMIT = 4
+API_KEY_PREFIX = "sk-e2e-never-export-"
 
 lock = threading.Lock()
 state = {
@@ -48,6 +59,7 @@ state = {
         {"id": "level-3-uuid", "level": 3, "threshold": 5000, "percentage": 0.2, "tags": None, "metadata": None},
     ],
     "history": [],  # newest first
+    "applications": [],
     "account_balance": 675.24,
     "tokens": {},
     "faults": [],
@@ -76,6 +88,41 @@ def record(i, reward, price, invalid):
 # 20 records as in the seed's count, with cent values.
 for i in range(20):
     state["history"].insert(0, record(i, [5.0, 0.1, 12.35, 0.2][i % 4], [50.0, 1.0, 123.5, 2.0][i % 4], i % 7 == 3))
+
+
+def application(n, alias, kind, remaining, used, allow_global, expired_at=None, keys=()):
+    """One application in the documented shape; keys are (limited_amount, used_amount, expired_at)."""
+    return {
+        "id": f"e2e-app-{n}", "user_id": "u-e2e", "service_id": f"svc-{n}",
+        "type": kind, "scope": "Individual",
+        "remaining_amount": remaining, "used_amount": used, "paid": True, "disabled": n == 9,
+        "allow_consume_global": allow_global, "expired_at": expired_at,
+        "service": {"id": f"svc-{n}", "alias": alias, "name": f"Service {n}"},
+        "packages": [{"id": f"p-{n}", "name": "Package", "type": kind, "price": 9.99, "amount": 100}],
+        "credentials": [
+            {"id": f"e2e-key-{n}-{i}", "token": f"{API_KEY_PREFIX}{n}-{i}", "type": "Token", "host": None,
+             "limited_amount": limit, "used_amount": key_used, "expired_at": key_exp}
+            for i, (limit, key_used, key_exp) in enumerate(keys)
+        ],
+        "tags": None, "metadata": None,
+        "created_at": "2024-05-30T14:41:20.052849Z", "updated_at": "2024-08-16T07:51:15.603207Z",
+    }
+
+
+# Ten applications: three pages of at most four. Cent values so that float slips show.
+state["applications"] = [
+    application(1, "midjourney", "Usage", 312.5, 187.5, False, keys=[(200, 150.25, None)]),
+    application(2, "suno", "Period", 40.01, 59.99, False, "2031-01-02T03:04:05.000000Z",
+                keys=[(None, 12.34, "2030-12-31T00:00:00Z"), (50, 45.67, None)]),
+    application(3, "openai", "Usage", 0.1, 999.9, True, keys=[(100, 95.5, None)]),
+    application(4, None, "Usage", 7.77, 2.23, False),
+    application(5, "luma", "Usage", 1000, 0, False, keys=[(None, 0, None)]),
+    application(6, "kling", "Usage", 0.3, 0.7, False, keys=[(1, 0.7, None)]),
+    application(7, "flux", "Usage", 123.45, 6.55, True),
+    application(8, "serp", "Period", 55.55, 44.45, False, "2030-06-01T00:00:00Z", keys=[(10, 0.01, None)]),
+    application(9, "veo", "Usage", 0, 10, False, keys=[(None, 10, None)]),
+    application(10, "claude", "Usage", 19.99, 0.01, False, keys=[(0.5, 0.01, None), (None, 0, None)]),
+]
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -118,6 +165,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.control(path, raw, query)
         with lock:
             state["counts"][path] = state["counts"].get(path, 0) + 1
+            state.setdefault("queries", {})[path] = url.query
         f = self.fault(path)
         if f:
             time.sleep(f.get("delay", 0))
@@ -142,6 +190,13 @@ class Handler(BaseHTTPRequestHandler):
                 offset = int(query.get("offset", ["0"])[0])
                 h = state["history"]
                 return self.reply(200, {"count": len(h), "results": h[offset:offset + limit]})
+            if method == "GET" and path == "/api/v1/applications/":
+                if not query.get("user_id"):
+                    return self.reply(403, {"detail": "You do not have permission to perform this action."})
+                limit = min(int(query.get("limit", ["10"])[0]), APPLICATIONS_MAX_LIMIT)
+                offset = int(query.get("offset", ["0"])[0])
+                apps = state["applications"]
+                return self.reply(200, {"count": len(apps), "items": apps[offset:offset + limit]})
         return self.reply(404, {"detail": "Not found."})
 
     def yeastar(self, method, path, raw):
@@ -188,8 +243,22 @@ class Handler(BaseHTTPRequestHandler):
                 if "add_history" in s:
                     a = s["add_history"]
                     state["history"].insert(0, record(len(state["history"]), a["reward"], a["price"], a["invalid"]))
+                if "application" in s:
+                    change = s["application"]
+                    for app in state["applications"]:
+                        if app["id"] == change["id"]:
+                            app.update(change)
+                if "remove_application" in s:
+                    state["applications"] = [a for a in state["applications"] if a["id"] != s["remove_application"]]
+                if "remove_credential" in s:
+                    app_id, key_id = s["remove_credential"]
+                    for app in state["applications"]:
+                        if app["id"] == app_id:
+                            app["credentials"] = [k for k in app["credentials"] if k["id"] != key_id]
                 if "expire_tokens" in s:
                     state["tokens"] = {}
+            elif path == "/_control/last_query":
+                return self.reply(200, {"query": state.get("queries", {}).get(query["path"][0])})
             elif path == "/_control/count":
                 return self.reply(200, {"count": state["counts"].get(query["path"][0], 0)})
         return self.reply(200, {"ok": True})

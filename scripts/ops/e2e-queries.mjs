@@ -13,6 +13,9 @@ async function api(path, params = {}) {
   const url = new URL(`/api/v1/${path}`, base);
   for (const [k, v] of Object.entries(params)) url.searchParams.append(k, v);
   const res = await fetch(url);
+  // Prometheus listens before it is ready and answers 503 meanwhile (longer on a
+  // loaded machine): that is a reason to wait, not a failure.
+  if (res.status === 503) throw Object.assign(new Error(`${url}: 503 (Prometheus not ready)`), { starting: true });
   const body = await res.json();
   if (body.status !== "success") throw new Error(`${url}: ${body.errorType}: ${body.error}`);
   return body.data;
@@ -50,7 +53,7 @@ for (;;) {
   try {
     last = await check();
   } catch (e) {
-    if (e.cause?.code === "ECONNREFUSED" && Date.now() < deadline) {
+    if ((e.cause?.code === "ECONNREFUSED" || e.starting) && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 1000));
       continue;
     }

@@ -108,6 +108,7 @@ check_prometheus_alertmanager_examples() {
   done <<'ROUTES'
 BalanceLow billing
 BalanceRunningOut billing
+ApplicationQuotaExhausted billing
 BalanceExporterCollectorFailing monitoring
 BalanceExporterYeastarUnauthorized monitoring
 SomethingElse default

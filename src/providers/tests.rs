@@ -20,7 +20,8 @@ fn minimal_config_gets_defaults() {
     assert_eq!(a.timing, Timing::default());
     assert_eq!(a.base_url, "https://platform.acedata.cloud");
     assert!(a.initialize_distribution);
-    assert_eq!(a.collectors.len(), 4);
+    assert_eq!(a.collectors.len(), 5);
+    assert_eq!(a.application_thresholds.for_service("midjourney"), None);
     assert_eq!(a.history.page_size, 100);
     assert_eq!(a.history.full_sync_interval, Duration::from_secs(6 * 3600));
 }
@@ -135,4 +136,46 @@ fn secrets_never_print() {
     let dbg = format!("{c:?}");
     assert!(!dbg.contains("super-secret-value"), "{dbg}");
     assert!(!dbg.contains("other-secret-value"), "{dbg}");
+}
+
+#[test]
+fn application_thresholds_name_services_with_a_wildcard() {
+    let c = from_yaml(
+        "acedata:\n  - name: m\n    token: t\n    collectors: [applications]\n    application_thresholds: {midjourney: 100, \"*\": 20.5, suno: 0}\n",
+    )
+    .unwrap();
+    let t = &c.accounts::<Ace>().next().unwrap().application_thresholds;
+    assert_eq!(t.for_service("midjourney"), Some(100.0));
+    assert_eq!(t.for_service("suno"), Some(0.0));
+    assert_eq!(t.for_service("anything"), Some(20.5));
+    let only_named = from_yaml(
+        "acedata:\n  - name: m\n    token: t\n    application_thresholds: {midjourney: 100}\n",
+    )
+    .unwrap();
+    let a = only_named.accounts::<Ace>().next().unwrap();
+    assert_eq!(a.application_thresholds.for_service("suno"), None);
+}
+
+#[test]
+fn every_application_threshold_problem_is_reported_with_its_path() {
+    let yaml = r#"
+acedata:
+  - name: m
+    token: t
+    application_thresholds: {midjourney: -1, suno: "lots", "": 5, "*": -0.5, ok: 3}
+  - name: n
+    token: t
+    application_thresholds: [1, 2]
+"#;
+    let text = from_yaml(yaml).unwrap_err().to_string();
+    for needle in [
+        "acedata[0].application_thresholds.midjourney: must be a non-negative finite number",
+        "acedata[0].application_thresholds.suno: must be a number",
+        "acedata[0].application_thresholds: a service name must not be empty",
+        "acedata[0].application_thresholds.*: must be a non-negative finite number",
+        "acedata[1].application_thresholds: expected a map",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+    assert!(!text.contains(".ok"), "{text}");
 }

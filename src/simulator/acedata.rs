@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use super::applications;
 use super::clock::{format_micros, format_secs, unix_now};
 use super::reply::{acedata_detail, Reply};
 use super::{HistoryOrder, ListKey, SimOptions};
@@ -162,6 +163,9 @@ pub(crate) struct AcedataAccount {
     status: Option<Status>,
     /// Oldest first.
     history: Vec<HistoryRecord>,
+    /// `GET /api/v1/applications/` elements, as answered.
+    applications: Vec<Value>,
+    applications_residual: f64,
     last_tick: Instant,
     next_history_at: Instant,
 }
@@ -176,6 +180,8 @@ impl AcedataAccount {
             balance_updated_at: BALANCE_CREATED_AT,
             status: opts.status_initialized.then(Status::seed),
             history: Vec::with_capacity(opts.history_records),
+            applications: applications::seed(opts.drift),
+            applications_residual: 0.0,
             last_tick: now,
             next_history_at: now + opts.history_interval,
         };
@@ -208,6 +214,16 @@ impl AcedataAccount {
         if whole >= 1.0 && self.credits_cents > 0 {
             self.credits_cents = (self.credits_cents - whole as i64).max(0);
             self.balance_updated_at = unix_now();
+        }
+        self.applications_residual += elapsed.as_secs_f64() * applications::DRIFT_CENTS_PER_SEC;
+        let whole = self.applications_residual.floor();
+        self.applications_residual -= whole;
+        if let Some(app) = self
+            .applications
+            .iter_mut()
+            .find(|a| a["id"] == applications::FALLING_APP)
+        {
+            applications::consume(app, whole as i64);
         }
         let interval = opts.history_interval.max(Duration::from_millis(10));
         while now >= self.next_history_at {
@@ -304,6 +320,67 @@ impl AcedataAccount {
 
     pub fn history_len(&self) -> usize {
         self.history.len()
+    }
+
+    /// The applications as answered (API keys' tokens included).
+    pub fn applications(&self) -> &[Value] {
+        &self.applications
+    }
+
+    /// The application with `id`, if any.
+    pub fn application_mut(&mut self, id: &str) -> Option<&mut Value> {
+        self.applications.iter_mut().find(|a| a["id"] == id)
+    }
+
+    /// Adds an application at the end of the list.
+    pub fn add_application(&mut self, app: Value) {
+        self.applications.push(app);
+    }
+
+    /// Removes the application with `id`; false when there is none.
+    pub fn remove_application(&mut self, id: &str) -> bool {
+        let before = self.applications.len();
+        self.applications.retain(|a| a["id"] != id);
+        self.applications.len() != before
+    }
+
+    /// Sets an application's `remaining_amount` and `used_amount`; false when there is
+    /// no such application.
+    pub fn set_application_amounts(&mut self, id: &str, remaining: f64, used: f64) -> bool {
+        match self.application_mut(id) {
+            Some(app) => {
+                applications::set_amounts(app, remaining, used);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes API key `credential` of application `id`; false when there is none.
+    pub fn remove_credential(&mut self, id: &str, credential: &str) -> bool {
+        let Some(keys) = self
+            .application_mut(id)
+            .and_then(|a| a["credentials"].as_array_mut())
+        else {
+            return false;
+        };
+        let before = keys.len();
+        keys.retain(|k| k["id"] != credential);
+        keys.len() != before
+    }
+
+    /// `GET /api/v1/applications/?user_id=&limit=&offset=`
+    pub fn applications_page(&self, opts: &SimOptions, query: &str) -> Reply {
+        let (limit, offset) = page_params(opts, query);
+        let count = self.applications.len();
+        let page: Vec<Value> = self
+            .applications
+            .iter()
+            .skip(offset)
+            .take(limit)
+            .cloned()
+            .collect();
+        Reply::json(200, &list(opts.list_key, count, page))
     }
 
     /// `POST /api/v1/balances/initialize/`

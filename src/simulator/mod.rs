@@ -17,12 +17,16 @@
 //!
 //! Yeastar Partner Portal: see the `yeastar` module for the error codes used.
 //!
+//! `applications` lists the seed applications of the `applications` module with `limit`
+//! and `offset` like the history.
+//!
 //! With [`SimOptions::drift`] off everything is deterministic. With it on, credits fall by
-//! 0.05 per second, the Yeastar balance by 0.01 every ten seconds, and a new commission
-//! record (adding to the invitee spend and the reward) appears every
-//! [`SimOptions::history_interval`].
+//! 0.05 per second, the `midjourney` application's quota by 0.01 per second, the Yeastar
+//! balance by 0.01 every ten seconds, and a new commission record (adding to the invitee
+//! spend and the reward) appears every [`SimOptions::history_interval`].
 
 mod acedata;
+mod applications;
 mod clock;
 mod reply;
 mod route;
@@ -52,6 +56,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use acedata::SimPackage;
+pub use applications::APPLICATION_TOKEN_PREFIX;
 pub use route::{Fault, Route};
 
 use acedata::AcedataAccount;
@@ -438,6 +443,45 @@ impl Simulator {
         self.with_account(token, |a, _| a.history_len())
     }
 
+    /// The applications of an account exactly as `GET /api/v1/applications/` lists them
+    /// (API keys' tokens included).
+    pub fn applications(&self, token: &str) -> Vec<serde_json::Value> {
+        self.with_account(token, |a, _| a.applications().to_vec())
+    }
+
+    /// Adds an application (any JSON object; give it a unique `id`) at the end of the
+    /// account's list.
+    pub fn add_application(&self, token: &str, application: serde_json::Value) {
+        self.with_account(token, |a, _| a.add_application(application));
+    }
+
+    /// Sets an application's `remaining_amount` and `used_amount` (whole cents).
+    ///
+    /// # Panics
+    /// When the token is not registered or there is no application `id`.
+    pub fn set_application_amounts(&self, token: &str, id: &str, remaining: f64, used: f64) {
+        let found = self.with_account(token, |a, _| a.set_application_amounts(id, remaining, used));
+        assert!(found, "no application {id}");
+    }
+
+    /// Removes an application.
+    ///
+    /// # Panics
+    /// When the token is not registered or there is no application `id`.
+    pub fn remove_application(&self, token: &str, id: &str) {
+        let found = self.with_account(token, |a, _| a.remove_application(id));
+        assert!(found, "no application {id}");
+    }
+
+    /// Removes API key `credential` of application `id`.
+    ///
+    /// # Panics
+    /// When the token is not registered or there is no such key.
+    pub fn remove_credential(&self, token: &str, id: &str, credential: &str) {
+        let found = self.with_account(token, |a, _| a.remove_credential(id, credential));
+        assert!(found, "no API key {credential} on application {id}");
+    }
+
     /// Registers a Yeastar API client; its balance starts at the seed's 675.24.
     pub fn add_yeastar_client(&self, client_id: &str, client_secret: &str) {
         self.shared
@@ -724,6 +768,7 @@ fn dispatch(state: &mut State, route: Option<Route>, req: &RecordedRequest, body
         ),
         Route::AcedataLevels
         | Route::AcedataHistory
+        | Route::AcedataApplications
         | Route::AcedataStatus
         | Route::AcedataStatusInit
         | Route::AcedataBalance => {
@@ -734,7 +779,10 @@ fn dispatch(state: &mut State, route: Option<Route>, req: &RecordedRequest, body
             account.tick(opts);
             let is_list = matches!(
                 route,
-                Route::AcedataStatus | Route::AcedataLevels | Route::AcedataHistory
+                Route::AcedataStatus
+                    | Route::AcedataLevels
+                    | Route::AcedataHistory
+                    | Route::AcedataApplications
             );
             if is_list && opts.require_user_id && req.query_param("user_id").is_none() {
                 return acedata::permission_denied();
@@ -745,6 +793,7 @@ fn dispatch(state: &mut State, route: Option<Route>, req: &RecordedRequest, body
                 Route::AcedataStatus => account.status(opts),
                 Route::AcedataStatusInit => account.status_init(),
                 Route::AcedataLevels => AcedataAccount::levels(opts),
+                Route::AcedataApplications => account.applications_page(opts, query),
                 _ => account.history(opts, query),
             }
         }

@@ -271,6 +271,9 @@ fn malformed_body(route: Route) -> &'static str {
         Route::AcedataHistory => {
             r#"{"count": 20, "results": [{"id": "history-uuid", "reward": 5.0, "order": {"#
         }
+        Route::AcedataApplications => {
+            r#"{"count": 7, "results": [{"id": "0b7c2f1e-5a4d-4c3b-9e21-7f6a5d4c3b2a", "remaining_amount": 31"#
+        }
         Route::YeastarToken => r#"{"code": "success", "detailMessage": "", "result": {"token": "#,
         Route::YeastarBalance => {
             r#"{"code": "success", "detailMessage": "", "result": {"accountBalance": 675."#
@@ -320,6 +323,22 @@ fn wrong_types_body(route: Route) -> Value {
                 "invalid": "no",
                 "order": { "id": "order-uuid", "price": [50.0], "state": "Finished" },
                 "created_at": 1722506400,
+            }],
+        }),
+        Route::AcedataApplications => json!({
+            "count": 1,
+            "results": [{
+                "id": "0b7c2f1e-5a4d-4c3b-9e21-7f6a5d4c3b2a",
+                "service_id": "svc-mj",
+                "type": "Usage",
+                "scope": "Individual",
+                "remaining_amount": "plenty",
+                "used_amount": { "value": 187.5 },
+                "disabled": "no",
+                "allow_consume_global": 0,
+                "expired_at": 1725148800,
+                "service": { "id": "svc-mj", "alias": "midjourney", "name": "Midjourney" },
+                "credentials": [{ "id": 1, "token": "sk-never-export-this-wrong-types", "limited_amount": "200", "used_amount": null }],
             }],
         }),
         Route::YeastarToken => json!({

@@ -15,6 +15,8 @@ pub enum Route {
     AcedataLevels,
     /// `GET /api/v1/distribution-histories/`
     AcedataHistory,
+    /// `GET /api/v1/applications/`
+    AcedataApplications,
     /// `POST /auth/openapi/v1/oauth/token`
     YeastarToken,
     /// `GET /user/openapi/user/v1/client/account_balance`
@@ -23,12 +25,13 @@ pub enum Route {
 
 impl Route {
     /// Every route, in a fixed order.
-    pub const ALL: [Route; 7] = [
+    pub const ALL: [Route; 8] = [
         Route::AcedataBalance,
         Route::AcedataStatus,
         Route::AcedataStatusInit,
         Route::AcedataLevels,
         Route::AcedataHistory,
+        Route::AcedataApplications,
         Route::YeastarToken,
         Route::YeastarBalance,
     ];
@@ -42,6 +45,7 @@ impl Route {
             "/api/v1/distribution-statuses/initialize/" => Route::AcedataStatusInit,
             "/api/v1/distribution-levels/" => Route::AcedataLevels,
             "/api/v1/distribution-histories/" => Route::AcedataHistory,
+            "/api/v1/applications/" => Route::AcedataApplications,
             "/auth/openapi/v1/oauth/token" => Route::YeastarToken,
             "/user/openapi/user/v1/client/account_balance" => Route::YeastarBalance,
             _ => return None,
@@ -56,6 +60,7 @@ impl Route {
             Route::AcedataStatusInit => "/api/v1/distribution-statuses/initialize/",
             Route::AcedataLevels => "/api/v1/distribution-levels/",
             Route::AcedataHistory => "/api/v1/distribution-histories/",
+            Route::AcedataApplications => "/api/v1/applications/",
             Route::YeastarToken => "/auth/openapi/v1/oauth/token",
             Route::YeastarBalance => "/user/openapi/user/v1/client/account_balance",
         }
@@ -68,6 +73,7 @@ impl Route {
             Route::AcedataStatus
             | Route::AcedataLevels
             | Route::AcedataHistory
+            | Route::AcedataApplications
             | Route::YeastarBalance => "GET",
         }
     }

@@ -911,3 +911,63 @@ async fn a_thousand_accounts_at_once() {
     // wall-clock bound, so a loaded machine does not fail it.
     assert!(sim.max_in_flight() >= 50, "peak {}", sim.max_in_flight());
 }
+
+#[tokio::test]
+async fn applications_page_in_both_list_keys_and_need_a_user_id_when_asked() {
+    for (list_key, key) in [(ListKey::Results, "results"), (ListKey::Items, "items")] {
+        let sim = sim(SimOptions {
+            list_key,
+            require_user_id: true,
+            ..SimOptions::default()
+        })
+        .await;
+        let (status, _) = acedata(&sim, "GET", "/api/v1/applications/?limit=3").await;
+        assert_eq!(status, 403, "no user_id");
+        let mut seen = Vec::new();
+        for offset in [0, 3, 6] {
+            let (status, body) = acedata(
+                &sim,
+                "GET",
+                &format!("/api/v1/applications/?user_id=me&limit=3&offset={offset}"),
+            )
+            .await;
+            assert_eq!(status, 200);
+            assert_eq!(body["count"], 7);
+            seen.extend(body[key].as_array().unwrap().iter().cloned());
+        }
+        assert_eq!(seen, sim.applications(TOKEN), "{key}");
+        let services: Vec<&str> = seen
+            .iter()
+            .map(|a| a["service"]["alias"].as_str().unwrap_or("-"))
+            .collect();
+        assert_eq!(
+            services,
+            ["midjourney", "suno", "openai", "luma", "-", "kling", "flux"]
+        );
+        assert!(seen
+            .iter()
+            .all(|a| a["credentials"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|k| k["token"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with(APPLICATION_TOKEN_PREFIX))));
+    }
+}
+
+#[tokio::test]
+async fn applications_change_and_vanish_on_request() {
+    let sim = sim(SimOptions::default()).await;
+    let id = "0b7c2f1e-5a4d-4c3b-9e21-7f6a5d4c3b2a";
+    sim.set_application_amounts(TOKEN, id, 12.34, 487.66);
+    sim.remove_credential(TOKEN, id, "cred-1");
+    sim.remove_application(TOKEN, "00000000-0000-4000-b000-000000000002");
+    let (_, body) = acedata(&sim, "GET", "/api/v1/applications/?limit=100").await;
+    assert_eq!(body["count"], 6);
+    let first = &body["results"][0];
+    assert_eq!(first["remaining_amount"], json!(12.34));
+    assert_eq!(first["used_amount"], json!(487.66));
+    assert_eq!(first["credentials"], json!([]));
+}

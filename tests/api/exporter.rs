@@ -292,6 +292,7 @@ async fn user_id_is_sent_on_list_calls_and_items_key_is_read() {
         Route::AcedataStatus,
         Route::AcedataLevels,
         Route::AcedataHistory,
+        Route::AcedataApplications,
     ] {
         let r = sim.last_request(route).unwrap();
         assert_eq!(r.query_param("user_id").as_deref(), Some("me"), "{route:?}");
@@ -392,7 +393,7 @@ async fn not_ready_until_every_collector_finished_its_first_attempt() {
     let s = app.samples().await;
     assert_eq!(
         s.keys_of("balance_exporter_collector_success").len(),
-        5,
+        6,
         "{}",
         s.text
     );

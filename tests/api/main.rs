@@ -1,6 +1,7 @@
 //! Integration tests: the exporter on port 0 against the simulator (and wiremock for
 //! the clients), read through `/metrics`.
 
+mod applications;
 mod clients;
 mod exporter;
 mod faults;

@@ -85,6 +85,7 @@ async fn every_task_has_a_row_with_timings_and_series_and_filters_work() {
     assert_eq!(
         all,
         [
+            ("main", "acedata_applications"),
             ("main", "acedata_balance"),
             ("main", "acedata_distribution_history"),
             ("main", "acedata_distribution_levels"),
@@ -130,11 +131,11 @@ async fn every_task_has_a_row_with_timings_and_series_and_filters_work() {
     let only = app.status_json("&account=partner").await;
     assert_eq!(rows(&only), [("partner".into(), "yeastar_balance".into())]);
     assert!(rows(&app.status_json("&state=failing").await).is_empty());
-    assert_eq!(rows(&app.status_json("&state=ok").await).len(), 5);
+    assert_eq!(rows(&app.status_json("&state=ok").await).len(), 6);
     let html = app.status_html("?account=main&state=ok").await;
     assert!(html.contains(r#"<meta name="viewport""#), "{html}");
     assert!(!html.contains("<script"), "no JavaScript: {html}");
-    assert_eq!(html.matches("<tr id=").count(), 4, "{html}");
+    assert_eq!(html.matches("<tr id=").count(), 5, "{html}");
     assert!(!html.contains("yeastar_balance</td>"), "{html}");
     assert!(
         html.contains(r#"<span class="state ok">ok</span>"#),
@@ -304,7 +305,7 @@ async fn the_header_shows_a_rejected_reload_with_its_problems() {
     assert!(html.contains("rejected"), "{html}");
     assert!(html.contains("acedata[0].tokn: unknown key"), "{html}");
     // The running configuration's rows are still there.
-    assert_eq!(rows(&v).len(), 5);
+    assert_eq!(rows(&v).len(), 6);
 
     // A valid reload that drops the Yeastar account drops its row.
     std::fs::write(
@@ -324,7 +325,7 @@ async fn the_header_shows_a_rejected_reload_with_its_problems() {
     assert_eq!(r.status(), 200);
     let v = app.status_json("").await;
     assert_eq!(v["last_reload"]["ok"], true);
-    assert_eq!(rows(&v).len(), 4, "{v:#}");
+    assert_eq!(rows(&v).len(), 5, "{v:#}");
     assert!(row(&v, "partner", "yeastar_balance").is_none());
     app.stop().await;
 }

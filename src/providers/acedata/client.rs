@@ -7,7 +7,7 @@ use reqwest::Method;
 use secrecy::ExposeSecret;
 use tokio::time::Instant;
 
-use super::model::{self, Balance, HistoryRecord, Level, ListPage, Status};
+use super::model::{self, Application, Balance, HistoryRecord, Level, ListPage, Status};
 use crate::collector::CollectError;
 use crate::secret::Secret;
 use crate::upstream::Upstream;
@@ -143,5 +143,23 @@ impl AcedataClient {
             .call(Method::GET, "/api/v1/distribution-histories/", &q)
             .await?;
         model::parse_history_page(&body)
+    }
+
+    /// One page of `GET /api/v1/applications/`: `(count, applications)`. `user_id` is
+    /// always sent (the configured one, else `me`): without it a normal account gets
+    /// 403 `permission_denied` on this list.
+    pub async fn applications_page(
+        &self,
+        limit: u64,
+        offset: u64,
+    ) -> Result<(u64, Vec<Application>), CollectError> {
+        let user_id = self.user_id.as_deref().unwrap_or("me").to_string();
+        let q = [
+            ("user_id", user_id),
+            ("limit", limit.to_string()),
+            ("offset", offset.to_string()),
+        ];
+        let body = self.call(Method::GET, "/api/v1/applications/", &q).await?;
+        model::parse_applications_page(&body)
     }
 }

@@ -1,5 +1,6 @@
 //! Configuration of one Ace Data Cloud account.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::config::fields::Fields;
@@ -9,22 +10,24 @@ use crate::timing::Timing;
 /// Default API base URL.
 pub const DEFAULT_BASE_URL: &str = "https://platform.acedata.cloud";
 
-/// The four Ace Data Cloud collectors, as named in `collectors:`.
+/// The five Ace Data Cloud collectors, as named in `collectors:`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CollectorKind {
     Balance,
     DistributionStatus,
     DistributionLevels,
     DistributionHistory,
+    Applications,
 }
 
 impl CollectorKind {
     /// All kinds, the default of `collectors:`.
-    pub const ALL: [CollectorKind; 4] = [
+    pub const ALL: [CollectorKind; 5] = [
         CollectorKind::Balance,
         CollectorKind::DistributionStatus,
         CollectorKind::DistributionLevels,
         CollectorKind::DistributionHistory,
+        CollectorKind::Applications,
     ];
 
     /// The name used in the config file.
@@ -34,6 +37,7 @@ impl CollectorKind {
             CollectorKind::DistributionStatus => "distribution_status",
             CollectorKind::DistributionLevels => "distribution_levels",
             CollectorKind::DistributionHistory => "distribution_history",
+            CollectorKind::Applications => "applications",
         }
     }
 }
@@ -56,6 +60,56 @@ impl Default for HistorySettings {
     }
 }
 
+/// `application_thresholds`: remaining amount under which an application of a
+/// service is low, by service alias, with `*` for every service not named.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ApplicationThresholds {
+    by_service: BTreeMap<String, f64>,
+}
+
+impl ApplicationThresholds {
+    /// The wildcard key.
+    pub const ANY: &'static str = "*";
+
+    /// The threshold of `service`: its own, else the `*` one, else none.
+    pub fn for_service(&self, service: &str) -> Option<f64> {
+        self.by_service
+            .get(service)
+            .or_else(|| self.by_service.get(Self::ANY))
+            .copied()
+    }
+
+    /// Read `application_thresholds` (a mapping of non-empty keys to non-negative
+    /// finite numbers); every problem is reported with its path.
+    fn parse(f: &mut Fields<'_>) -> ApplicationThresholds {
+        const KEY: &str = "application_thresholds";
+        let Some(map) = f.take::<serde_json::Map<String, serde_json::Value>>(KEY) else {
+            return ApplicationThresholds::default();
+        };
+        let base = if f.path().is_empty() {
+            KEY.to_string()
+        } else {
+            format!("{}.{KEY}", f.path())
+        };
+        let mut by_service = BTreeMap::new();
+        for (service, value) in map {
+            let path = format!("{base}.{service}");
+            if service.trim().is_empty() {
+                f.problem_at(&base, "a service name must not be empty");
+                continue;
+            }
+            match value.as_f64() {
+                Some(v) if v.is_finite() && v >= 0.0 => {
+                    by_service.insert(service, v);
+                }
+                Some(_) => f.problem_at(&path, "must be a non-negative finite number"),
+                None => f.problem_at(&path, "must be a number"),
+            }
+        }
+        ApplicationThresholds { by_service }
+    }
+}
+
 /// One configured Ace Data Cloud account.
 #[derive(Debug, Clone)]
 pub struct AccountConfig {
@@ -72,6 +126,8 @@ pub struct AccountConfig {
     pub user_id: Option<String>,
     pub collectors: Vec<CollectorKind>,
     pub history: HistorySettings,
+    /// Low-quota thresholds of the account's applications.
+    pub application_thresholds: ApplicationThresholds,
 }
 
 impl AccountConfig {
@@ -85,6 +141,7 @@ impl AccountConfig {
         let initialize_distribution = f.take::<bool>("initialize_distribution").unwrap_or(true);
         let user_id = f.string("user_id", false);
         let collectors = collectors(f);
+        let application_thresholds = ApplicationThresholds::parse(f);
         let history = match f.object("history") {
             Some(mut h) => {
                 let d = HistorySettings::default();
@@ -113,6 +170,7 @@ impl AccountConfig {
             user_id,
             collectors: collectors?,
             history,
+            application_thresholds,
         })
     }
 }

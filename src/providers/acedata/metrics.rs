@@ -19,12 +19,24 @@ pub struct AcedataMetrics {
     pub history_reward: GaugeFamily,
     pub history_order_amount: GaugeFamily,
     pub history_last_record: GaugeFamily,
+    pub application_remaining: GaugeFamily,
+    pub application_used: GaugeFamily,
+    pub application_disabled: GaugeFamily,
+    pub application_allow_global: GaugeFamily,
+    pub application_expiry: GaugeFamily,
+    pub application_info: GaugeFamily,
+    pub credential_used: GaugeFamily,
+    pub credential_limit: GaugeFamily,
+    pub credential_expiry: GaugeFamily,
+    pub application_threshold: GaugeFamily,
 }
 
 impl AcedataMetrics {
     /// Register every family into `r`.
     pub fn new(r: &Registry) -> Self {
         let pkg = &["package_id", "package"];
+        let app = &["application_id", "service"];
+        let cred = &["application_id", "service", "credential_id"];
         AcedataMetrics {
             credits: GaugeFamily::new(r, "acedata_balance_credits", "Ace Data Cloud global credit balance (points).", &[]),
             package_amount: GaugeFamily::new(r, "acedata_balance_package_amount", "Amount of an Ace Data Cloud package associated with the balance.", pkg),
@@ -41,6 +53,16 @@ impl AcedataMetrics {
             history_reward: GaugeFamily::new(r, "acedata_distribution_history_reward", "Sum of commission rewards in the history, by validity.", &["invalid"]),
             history_order_amount: GaugeFamily::new(r, "acedata_distribution_history_order_amount", "Sum of the order amounts behind commission history records, by validity.", &["invalid"]),
             history_last_record: GaugeFamily::new(r, "acedata_distribution_history_last_record_timestamp_seconds", "Unix time of the newest commission history record.", &[]),
+            application_remaining: GaugeFamily::new(r, "acedata_application_remaining_amount", "Remaining quota of an Ace Data Cloud application (one subscribed API service).", app),
+            application_used: GaugeFamily::new(r, "acedata_application_used_amount", "Quota used so far by an Ace Data Cloud application.", app),
+            application_disabled: GaugeFamily::new(r, "acedata_application_disabled", "Whether the Ace Data Cloud application is disabled (1) or not (0).", app),
+            application_allow_global: GaugeFamily::new(r, "acedata_application_allow_consume_global", "Whether the application may fall back on the global credits when its quota is used up (1) or not (0).", app),
+            application_expiry: GaugeFamily::new(r, "acedata_application_expiry_timestamp_seconds", "Unix time the Ace Data Cloud application expires; absent when it does not expire.", app),
+            application_info: GaugeFamily::new(r, "acedata_application_info", "Ace Data Cloud application metadata; the value is always 1.", &["application_id", "service", "service_name", "type", "scope"]),
+            credential_used: GaugeFamily::new(r, "acedata_credential_used_amount", "Amount used through one API key of an Ace Data Cloud application.", cred),
+            credential_limit: GaugeFamily::new(r, "acedata_credential_limit_amount", "Spending limit of one API key; absent when the key is unlimited.", cred),
+            credential_expiry: GaugeFamily::new(r, "acedata_credential_expiry_timestamp_seconds", "Unix time one API key expires; absent when it does not expire.", cred),
+            application_threshold: GaugeFamily::new(r, "balance_exporter_application_low_threshold", "Configured low-quota alert threshold for the account's applications of a service (application_thresholds).", &["service"]),
         }
     }
 }

@@ -1,5 +1,7 @@
-//! Ace Data Cloud: credit balance and the distribution (affiliate) system.
+//! Ace Data Cloud: credit balance, service quotas (applications) and the distribution
+//! (affiliate) system.
 
+pub mod applications;
 pub mod balance;
 pub mod client;
 pub mod config;
@@ -111,6 +113,12 @@ pub fn collectors(
                         cfg.history.page_size,
                         cfg.history.full_sync_interval,
                     ),
+                }),
+                CollectorKind::Applications => Box::new(applications::ApplicationsCollector {
+                    account,
+                    client,
+                    metrics,
+                    thresholds: cfg.application_thresholds.clone(),
                 }),
             }
         })

@@ -81,6 +81,74 @@ impl HistoryRecord {
     }
 }
 
+/// One application (a subscribed API service with its own quota) of
+/// `GET /api/v1/applications/`, reduced to what the metrics need.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Application {
+    pub id: String,
+    pub service_id: String,
+    /// `Usage` or `Period`.
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    /// `Individual` or `Global`.
+    #[serde(default)]
+    pub scope: String,
+    #[serde(deserialize_with = "decimal_from_number")]
+    pub remaining_amount: Decimal,
+    #[serde(deserialize_with = "decimal_from_number")]
+    pub used_amount: Decimal,
+    pub disabled: bool,
+    pub allow_consume_global: bool,
+    #[serde(default, deserialize_with = "optional_timestamp")]
+    pub expired_at: Option<f64>,
+    #[serde(default)]
+    pub service: Option<Service>,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub credentials: Vec<Credential>,
+}
+
+impl Application {
+    /// The `service` label: the service's alias, else `service_id`.
+    pub fn service_label(&self) -> &str {
+        self.service
+            .as_ref()
+            .and_then(|s| s.alias.as_deref())
+            .filter(|a| !a.trim().is_empty())
+            .unwrap_or(&self.service_id)
+    }
+
+    /// The `service_name` label: the service's display name, else the `service` label.
+    pub fn service_name(&self) -> &str {
+        self.service
+            .as_ref()
+            .and_then(|s| s.name.as_deref())
+            .filter(|n| !n.trim().is_empty())
+            .unwrap_or_else(|| self.service_label())
+    }
+}
+
+/// The service an application belongs to.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Service {
+    #[serde(default)]
+    pub alias: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// One API key of an application. The key itself (`token`) is deliberately not a
+/// field: it is a secret, and what is never read can never be logged or exported.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Credential {
+    pub id: String,
+    #[serde(default, deserialize_with = "optional_decimal_from_number")]
+    pub limited_amount: Option<Decimal>,
+    #[serde(deserialize_with = "decimal_from_number")]
+    pub used_amount: Decimal,
+    #[serde(default, deserialize_with = "optional_timestamp")]
+    pub expired_at: Option<f64>,
+}
+
 /// A list answer: `{count, results}` as documented, or `{count, items}` as the
 /// vendor's own clients read it.
 #[derive(Debug, Clone, PartialEq)]
@@ -145,6 +213,16 @@ pub fn parse_history_page(body: &[u8]) -> Result<(u64, Vec<HistoryRecord>), Coll
     Ok((count, page.items))
 }
 
+/// Parse one applications page; `count` is required to know when the last page
+/// has been read.
+pub fn parse_applications_page(body: &[u8]) -> Result<(u64, Vec<Application>), CollectError> {
+    let page: ListPage<Application> = parse_list(body, "applications")?;
+    let count = page
+        .count
+        .ok_or_else(|| CollectError::decode("applications: `count` is missing"))?;
+    Ok((count, page.items))
+}
+
 fn parse_json<T: DeserializeOwned>(body: &[u8], what: &str) -> Result<T, CollectError> {
     serde_json::from_slice(body).map_err(|e| CollectError::Decode(format!("{what}: {e}")))
 }
@@ -166,6 +244,21 @@ fn decimal_from_string<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Er
 fn decimal_from_number<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
     let f = f64::deserialize(d)?;
     decimal_from_f64(f).map_err(D::Error::custom)
+}
+
+/// A JSON number or null.
+fn optional_decimal_from_number<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Decimal>, D::Error> {
+    match Option::<f64>::deserialize(d)? {
+        Some(f) => decimal_from_f64(f).map(Some).map_err(D::Error::custom),
+        None => Ok(None),
+    }
+}
+
+/// A list that may be given as null.
+fn null_as_empty<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
+    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
 }
 
 /// A decimal written either as a string or as a number.
@@ -214,7 +307,7 @@ pub fn to_f64(d: Decimal) -> f64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use rust_decimal::prelude::FromPrimitive;
 
@@ -293,6 +386,126 @@ mod tests {
 }
 ]
 }"#;
+
+    /// The example application of the SPEC ("Ace Data Cloud service quotas"), verbatim.
+    pub(crate) const SPEC_APPLICATION: &str = r#"{"id": "0b7c2f1e-5a4d-4c3b-9e21-7f6a5d4c3b2a", "user_id": "u-1",
+ "service_id": "svc-mj", "type": "Usage", "scope": "Individual",
+ "remaining_amount": 312.5, "used_amount": 187.5, "paid": true, "disabled": false,
+ "allow_consume_global": false, "expired_at": null,
+ "service": {"id": "svc-mj", "alias": "midjourney", "name": "Midjourney"},
+ "packages": [{"id": "p-1", "name": "500 Times Package", "type": "Usage", "price": 49.99, "amount": 500}],
+ "credentials": [{"id": "cred-1", "token": "sk-never-export-this", "type": "Token", "host": null,
+                  "limited_amount": 200, "used_amount": 150.25, "expired_at": null}],
+ "tags": null, "metadata": null,
+ "created_at": "2024-05-30T14:41:20.052849Z", "updated_at": "2024-08-16T07:51:15.603207Z"}"#;
+
+    fn applications_body(key: &str, element: &str) -> String {
+        format!(r#"{{"count": 1, "{key}": [{element}]}}"#)
+    }
+
+    #[test]
+    fn spec_application_parses() {
+        let (count, apps) =
+            parse_applications_page(applications_body("results", SPEC_APPLICATION).as_bytes())
+                .unwrap();
+        assert_eq!(count, 1);
+        let a = &apps[0];
+        assert_eq!(a.id, "0b7c2f1e-5a4d-4c3b-9e21-7f6a5d4c3b2a");
+        assert_eq!(a.service_label(), "midjourney");
+        assert_eq!(a.service_name(), "Midjourney");
+        assert_eq!((a.kind.as_str(), a.scope.as_str()), ("Usage", "Individual"));
+        assert_eq!(a.remaining_amount, dec("312.5"));
+        assert_eq!(a.used_amount, dec("187.5"));
+        assert!(!a.disabled && !a.allow_consume_global);
+        assert_eq!(a.expired_at, None);
+        assert_eq!(a.credentials.len(), 1);
+        let c = &a.credentials[0];
+        assert_eq!(c.id, "cred-1");
+        assert_eq!(c.limited_amount, Some(dec("200")));
+        assert_eq!(c.used_amount, dec("150.25"));
+        assert_eq!(c.expired_at, None);
+        let items = applications_body("items", SPEC_APPLICATION);
+        assert_eq!(parse_applications_page(items.as_bytes()).unwrap().1, apps);
+    }
+
+    #[test]
+    fn the_api_key_token_is_never_kept() {
+        let (_, apps) =
+            parse_applications_page(applications_body("results", SPEC_APPLICATION).as_bytes())
+                .unwrap();
+        let debug = format!("{apps:?}");
+        assert!(!debug.contains("sk-never-export-this"), "{debug}");
+        // A token of a wrong type is not even looked at.
+        let odd = SPEC_APPLICATION.replace(r#""sk-never-export-this""#, r#"{"k": [1]}"#);
+        assert!(parse_applications_page(applications_body("results", &odd).as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn application_fallbacks_and_optional_fields() {
+        let period = SPEC_APPLICATION
+            .replace(r#""alias": "midjourney""#, r#""alias": null"#)
+            .replace(r#""name": "Midjourney""#, r#""name": """#)
+            .replace(r#""type": "Usage""#, r#""type": "Period""#)
+            .replace(
+                r#""allow_consume_global": false, "expired_at": null"#,
+                r#""allow_consume_global": true, "expired_at": "2024-09-01T00:00:00Z""#,
+            )
+            .replace(r#""limited_amount": 200"#, r#""limited_amount": null"#)
+            .replace(
+                r#""used_amount": 150.25, "expired_at": null"#,
+                r#""used_amount": 150.25, "expired_at": "2024-08-01T10:00:00.000000Z""#,
+            );
+        let (_, apps) =
+            parse_applications_page(applications_body("results", &period).as_bytes()).unwrap();
+        let a = &apps[0];
+        assert_eq!(a.service_label(), "svc-mj");
+        assert_eq!(a.service_name(), "svc-mj");
+        assert_eq!(a.kind, "Period");
+        assert!(a.allow_consume_global);
+        assert_eq!(a.expired_at, Some(1725148800.0));
+        assert_eq!(a.credentials[0].limited_amount, None);
+        assert_eq!(a.credentials[0].expired_at, Some(1722506400.0));
+        let no_keys = SPEC_APPLICATION.replace(
+            &SPEC_APPLICATION[SPEC_APPLICATION.find(r#""credentials""#).unwrap()
+                ..SPEC_APPLICATION.find(r#""tags""#).unwrap()],
+            r#""credentials": null, "#,
+        );
+        let (_, apps) =
+            parse_applications_page(applications_body("results", &no_keys).as_bytes()).unwrap();
+        assert!(apps[0].credentials.is_empty());
+    }
+
+    #[test]
+    fn wrongly_typed_applications_are_decode_errors() {
+        for (from, to) in [
+            (
+                r#""remaining_amount": 312.5"#,
+                r#""remaining_amount": "lots""#,
+            ),
+            (
+                r#""remaining_amount": 312.5"#,
+                r#""remaining_amount": null"#,
+            ),
+            (r#""used_amount": 187.5"#, r#""used_amount": [1]"#),
+            (r#""disabled": false"#, r#""disabled": "no""#),
+            (r#""allow_consume_global": false, "#, ""),
+            (r#""expired_at": null,"#, r#""expired_at": "tomorrow","#),
+            (r#""limited_amount": 200"#, r#""limited_amount": "200x""#),
+            (r#""id": "cred-1""#, r#""id": 1"#),
+        ] {
+            let body = applications_body("results", &SPEC_APPLICATION.replacen(from, to, 1));
+            let e = parse_applications_page(body.as_bytes()).unwrap_err();
+            assert_eq!(e.reason(), "decode", "{to}: {e}");
+            assert!(!e.to_string().contains("sk-never"), "{e}");
+        }
+        let no_count = format!(r#"{{"results": [{SPEC_APPLICATION}]}}"#);
+        assert_eq!(
+            parse_applications_page(no_count.as_bytes())
+                .unwrap_err()
+                .reason(),
+            "decode"
+        );
+    }
 
     fn dec(s: &str) -> Decimal {
         Decimal::from_str(s).unwrap()
