@@ -114,7 +114,7 @@ fn exporter_config(args: &Args, base_url: &str) -> String {
 
 fn stats_json(sim: &Simulator) -> String {
     let mut out = String::from("{");
-    for route in Route::ALL {
+    for route in Route::all() {
         let _ = write!(out, "\"{route:?}\":{},", sim.request_count(route));
     }
     let _ = write!(

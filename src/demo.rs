@@ -11,9 +11,10 @@
 use std::net::SocketAddr;
 
 use crate::config::{Config, ConfigError};
-use crate::simulator::{
-    Fault, Route, Simulator, DEMO_ACEDATA_TOKEN, DEMO_YEASTAR_CLIENT_ID, DEMO_YEASTAR_CLIENT_SECRET,
+use crate::simulator::vendors::{
+    DEMO_ACEDATA_TOKEN, DEMO_YEASTAR_CLIENT_ID, DEMO_YEASTAR_CLIENT_SECRET,
 };
+use crate::simulator::{Fault, Route, Simulator};
 
 /// Environment variable that breaks the demo on purpose (see the module documentation).
 pub const DEMO_FAULT_ENV: &str = "BALANCE_EXPORTER_DEMO_FAULT";

@@ -1,91 +1,67 @@
-//! The simulated endpoints and the faults that can be injected into them.
+//! The simulated endpoints, each named by its vendor, and the faults that can be
+//! injected into them.
 
+use std::fmt;
 use std::time::Duration;
 
-/// One simulated upstream endpoint. Requests are counted and faults are injected per route.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Route {
-    /// `POST /api/v1/balances/initialize/`
-    AcedataBalance,
-    /// `GET /api/v1/distribution-statuses/`
-    AcedataStatus,
-    /// `POST /api/v1/distribution-statuses/initialize/`
-    AcedataStatusInit,
-    /// `GET /api/v1/distribution-levels/`
-    AcedataLevels,
-    /// `GET /api/v1/distribution-histories/`
-    AcedataHistory,
-    /// `GET /api/v1/applications/`
-    AcedataApplications,
-    /// `POST /auth/openapi/v1/oauth/token`
-    YeastarToken,
-    /// `GET /user/openapi/user/v1/client/account_balance`
-    YeastarBalance,
+/// One simulated upstream endpoint. Requests are counted and faults are injected per
+/// route. Each vendor module defines its routes as associated constants
+/// (`Route::AcedataBalance`, …); [`Route::all`] lists every vendor's.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Route {
+    vendor: &'static str,
+    name: &'static str,
+    method: &'static str,
+    path: &'static str,
 }
 
 impl Route {
-    /// Every route, in a fixed order.
-    pub const ALL: [Route; 8] = [
-        Route::AcedataBalance,
-        Route::AcedataStatus,
-        Route::AcedataStatusInit,
-        Route::AcedataLevels,
-        Route::AcedataHistory,
-        Route::AcedataApplications,
-        Route::YeastarToken,
-        Route::YeastarBalance,
-    ];
+    /// The route `method path` of `vendor`, called `name` in messages.
+    pub const fn new(
+        vendor: &'static str,
+        name: &'static str,
+        method: &'static str,
+        path: &'static str,
+    ) -> Route {
+        Route {
+            vendor,
+            name,
+            method,
+            path,
+        }
+    }
 
-    /// The route serving `path`, if any. Paths are matched exactly (Ace Data Cloud paths
-    /// end with a slash, Yeastar paths do not).
+    /// Every route of every simulated vendor, in a fixed order.
+    pub fn all() -> impl Iterator<Item = Route> {
+        super::vendors::ROUTES
+            .iter()
+            .flat_map(|r| r.iter().copied())
+    }
+
+    /// The route serving `path`, if any. Paths are matched exactly.
     pub fn from_path(path: &str) -> Option<Route> {
-        Some(match path {
-            "/api/v1/balances/initialize/" => Route::AcedataBalance,
-            "/api/v1/distribution-statuses/" => Route::AcedataStatus,
-            "/api/v1/distribution-statuses/initialize/" => Route::AcedataStatusInit,
-            "/api/v1/distribution-levels/" => Route::AcedataLevels,
-            "/api/v1/distribution-histories/" => Route::AcedataHistory,
-            "/api/v1/applications/" => Route::AcedataApplications,
-            "/auth/openapi/v1/oauth/token" => Route::YeastarToken,
-            "/user/openapi/user/v1/client/account_balance" => Route::YeastarBalance,
-            _ => return None,
-        })
+        Route::all().find(|r| r.path == path)
+    }
+
+    /// The vendor serving this route (its simulator module's name).
+    pub fn vendor(self) -> &'static str {
+        self.vendor
     }
 
     /// The request path of this route.
     pub fn path(self) -> &'static str {
-        match self {
-            Route::AcedataBalance => "/api/v1/balances/initialize/",
-            Route::AcedataStatus => "/api/v1/distribution-statuses/",
-            Route::AcedataStatusInit => "/api/v1/distribution-statuses/initialize/",
-            Route::AcedataLevels => "/api/v1/distribution-levels/",
-            Route::AcedataHistory => "/api/v1/distribution-histories/",
-            Route::AcedataApplications => "/api/v1/applications/",
-            Route::YeastarToken => "/auth/openapi/v1/oauth/token",
-            Route::YeastarBalance => "/user/openapi/user/v1/client/account_balance",
-        }
+        self.path
     }
 
     /// The HTTP method the vendor documents for this route.
     pub fn method(self) -> &'static str {
-        match self {
-            Route::AcedataBalance | Route::AcedataStatusInit | Route::YeastarToken => "POST",
-            Route::AcedataStatus
-            | Route::AcedataLevels
-            | Route::AcedataHistory
-            | Route::AcedataApplications
-            | Route::YeastarBalance => "GET",
-        }
+        self.method
     }
+}
 
-    /// Whether the route belongs to the Yeastar Partner Portal (its errors use the
-    /// `{code, detailMessage, requestId, result, status}` envelope).
-    pub fn is_yeastar(self) -> bool {
-        matches!(self, Route::YeastarToken | Route::YeastarBalance)
-    }
-
-    pub(crate) fn index(self) -> usize {
-        self as usize
+impl fmt::Debug for Route {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.name)
     }
 }
 

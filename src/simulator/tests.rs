@@ -5,6 +5,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use super::acedata::{parse_cents, APPLICATION_TOKEN_PREFIX};
+use super::vendors::{DEMO_ACEDATA_TOKEN, DEMO_YEASTAR_CLIENT_ID, DEMO_YEASTAR_CLIENT_SECRET};
 use super::*;
 
 const TOKEN: &str = "platform-token";
@@ -593,7 +595,11 @@ async fn raw(sim: &Simulator, route: Route) -> reqwest::Response {
     } else {
         client().get(url)
     };
-    let token = if route.is_yeastar() { "static" } else { TOKEN };
+    let token = if route.vendor() == "yeastar" {
+        "static"
+    } else {
+        TOKEN
+    };
     req.header("authorization", format!("Bearer {token}"))
         .header("user-agent", "OpenAPI")
         .send()
@@ -605,7 +611,7 @@ async fn raw(sim: &Simulator, route: Route) -> reqwest::Response {
 async fn faults_on_every_route() {
     let sim = sim(SimOptions::default()).await;
     sim.add_yeastar_static_token("static");
-    for route in Route::ALL {
+    for route in Route::all() {
         let normal = raw(&sim, route).await.status().as_u16();
         assert_eq!(normal, 200, "{route:?}");
 
@@ -613,7 +619,7 @@ async fn faults_on_every_route() {
         let resp = raw(&sim, route).await;
         assert_eq!(resp.status().as_u16(), 503);
         let body: Value = json_body(resp).await.expect("JSON error body");
-        if route.is_yeastar() {
+        if route.vendor() == "yeastar" {
             assert_eq!(body["status"], 503);
             assert_ne!(body["code"], "success");
         } else {
@@ -669,7 +675,7 @@ async fn faults_on_every_route() {
 
         sim.inject_fault(route, Fault::ApiError, Some(1));
         let resp = raw(&sim, route).await;
-        if route.is_yeastar() {
+        if route.vendor() == "yeastar" {
             assert_eq!(resp.status().as_u16(), 200);
             let body: Value = json_body(resp).await.unwrap();
             assert_ne!(body["code"], "success");

@@ -5,7 +5,8 @@
 
 use std::time::Duration;
 
-use balance_exporter::simulator::{Fault, Route, SimOptions, APPLICATION_TOKEN_PREFIX};
+use balance_exporter::simulator::acedata::APPLICATION_TOKEN_PREFIX;
+use balance_exporter::simulator::{Fault, Route, SimOptions};
 use serde_json::{json, Value};
 
 use crate::helpers::*;

@@ -4,7 +4,8 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use balance_exporter::simulator::{Route, SimOptions, SimPackage};
+use balance_exporter::simulator::acedata::SimPackage;
+use balance_exporter::simulator::{Route, SimOptions};
 use rust_decimal::Decimal;
 
 use crate::helpers::*;

@@ -4,9 +4,10 @@
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use balance_exporter::simulator::{
-    SimOptions, Simulator, DEMO_ACEDATA_TOKEN, DEMO_YEASTAR_CLIENT_ID, DEMO_YEASTAR_CLIENT_SECRET,
+use balance_exporter::simulator::vendors::{
+    DEMO_ACEDATA_TOKEN, DEMO_YEASTAR_CLIENT_ID, DEMO_YEASTAR_CLIENT_SECRET,
 };
+use balance_exporter::simulator::{SimOptions, Simulator};
 
 use crate::helpers::*;
 

@@ -7,7 +7,8 @@ use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
-use balance_exporter::simulator::{Fault, Route, SimOptions, Simulator, APPLICATION_TOKEN_PREFIX};
+use balance_exporter::simulator::acedata::APPLICATION_TOKEN_PREFIX;
+use balance_exporter::simulator::{Fault, Route, SimOptions, Simulator};
 
 use crate::support::*;
 
@@ -169,7 +170,7 @@ async fn run(format: &str) {
     assert!(ready.is_some(), "{}", stderr.text());
 
     // Faults on every route, a few times each, in turn.
-    for route in Route::ALL {
+    for route in Route::all() {
         for fault in [
             Fault::Status(401),
             Fault::Status(403),
@@ -207,7 +208,7 @@ async fn run(format: &str) {
     sim.clear_faults();
     // An upstream that echoes the credential it was sent: the bearer token, the
     // client secret, the refresh token. Only redacted messages may come out.
-    for route in Route::ALL {
+    for route in Route::all() {
         sim.inject_fault(route, Fault::EchoCredentials, None);
     }
     let echoed = eventually(|| async {

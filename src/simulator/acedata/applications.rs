@@ -17,7 +17,7 @@
 
 use serde_json::{json, Value};
 
-use super::clock::{format_micros, unix_now};
+use crate::simulator::clock::{format_micros, unix_now};
 
 /// Every simulated API key's `token` starts with this.
 pub const APPLICATION_TOKEN_PREFIX: &str = "sk-never-export-this-";

@@ -6,9 +6,10 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use super::applications;
-use super::clock::{format_micros, format_secs, unix_now};
-use super::reply::{acedata_detail, Reply};
-use super::{HistoryOrder, ListKey, SimOptions};
+use super::detail as acedata_detail;
+use crate::simulator::clock::{format_micros, format_secs, unix_now};
+use crate::simulator::reply::Reply;
+use crate::simulator::{HistoryOrder, ListKey, SimOptions};
 
 /// A credit package attached to an Ace Data Cloud balance (seed 000 `packages[]`).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,25 +1,13 @@
-//! Yeastar Partner Portal: client-credential token exchange and refresh, and the account
-//! balance query of seed 001.
-//!
-//! Error codes used (lower-case, like the vendor's `parameter_validation_failed`):
-//!
-//! | situation | HTTP | `code` | envelope `status` |
-//! |---|---|---|---|
-//! | token: missing `client_id`/`client_secret`/`grant_type` | 200 | `parameter_validation_failed` | 400 |
-//! | token: unknown `grant_type` | 200 | `unsupported_grant_type` | 400 |
-//! | token: wrong client id or secret | 200 | `invalid_client` | 401 |
-//! | token: unknown, used or expired refresh token | 200 | `refresh_token_invalid` | 401 |
-//! | balance: no `User-Agent` | 400 | `parameter_validation_failed` | 400 |
-//! | balance: missing or unknown access token | 401 | `access_token_invalid` | 401 |
-//! | balance: expired access token | 401 | `access_token_expired` | 401 |
+//! Yeastar clients, tokens and balances, and the answers to the token and balance calls.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use super::reply::{request_id, yeastar_envelope, yeastar_error, Reply};
-use super::SimOptions;
+use super::{envelope as yeastar_envelope, error as yeastar_error, request_id};
+use crate::simulator::reply::Reply;
+use crate::simulator::{bearer, SimOptions};
 
 /// The seed balance, 675.24.
 const SEED_BALANCE: f64 = 675.24;
@@ -214,7 +202,7 @@ impl YeastarState {
                 "The User-Agent header is required",
             );
         }
-        let Some(token) = authorization.and_then(super::bearer) else {
+        let Some(token) = authorization.and_then(bearer) else {
             return yeastar_error(401, "access_token_invalid", "Access token is required");
         };
         let Some(access) = self.access.get(token) else {

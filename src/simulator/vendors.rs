@@ -1,0 +1,40 @@
+//! The one list of simulated vendors, and the accounts `--demo` polls. A new vendor is a
+//! module beside this one and a line in each list here.
+
+use std::net::SocketAddr;
+
+use super::acedata::{self, AcedataSim};
+use super::route::Route;
+use super::vendor::Vendor;
+use super::yeastar::{self, YeastarSim};
+use super::{SimOptions, Simulator};
+
+/// Every vendor's routes.
+pub(crate) const ROUTES: &[&[Route]] = &[acedata::ROUTES, yeastar::ROUTES];
+
+/// A fresh state of every vendor.
+pub(crate) fn all() -> Vec<Box<dyn Vendor>> {
+    vec![
+        Box::new(AcedataSim::default()),
+        Box::new(YeastarSim::default()),
+    ]
+}
+
+/// The platform token of the Ace Data Cloud account that `--demo` polls.
+pub const DEMO_ACEDATA_TOKEN: &str = "demo-acedata-platform-token";
+/// The client id of the Yeastar account that `--demo` polls.
+pub const DEMO_YEASTAR_CLIENT_ID: &str = "demo-yeastar-client-id";
+/// The client secret of the Yeastar account that `--demo` polls.
+pub const DEMO_YEASTAR_CLIENT_SECRET: &str = "demo-yeastar-client-secret";
+
+impl Simulator {
+    /// Starts the `--demo` simulator on `addr`: [`SimOptions::demo`], with the account
+    /// [`DEMO_ACEDATA_TOKEN`] and the client [`DEMO_YEASTAR_CLIENT_ID`] /
+    /// [`DEMO_YEASTAR_CLIENT_SECRET`] registered.
+    pub async fn start_demo(addr: SocketAddr) -> std::io::Result<Simulator> {
+        let sim = Simulator::start_on(addr, SimOptions::demo()).await?;
+        sim.add_acedata_account(DEMO_ACEDATA_TOKEN);
+        sim.add_yeastar_client(DEMO_YEASTAR_CLIENT_ID, DEMO_YEASTAR_CLIENT_SECRET);
+        Ok(sim)
+    }
+}
