@@ -15,6 +15,7 @@ use crate::metrics::{Exposition, Registry, SelfMetrics};
 use crate::providers::{self, ProviderMetrics};
 use crate::scheduler::{Readiness, Scheduler, Shared};
 use crate::server::{self, ReloadRequest, ServerLimits, ServerState};
+use crate::shard::Shard;
 use crate::upstream::Upstream;
 use crate::web_config::{WebConfigError, WebConfigFile};
 
@@ -46,6 +47,8 @@ pub struct Settings {
     pub web_config: Option<PathBuf>,
     /// Abuse bounds of the HTTP server.
     pub limits: ServerLimits,
+    /// The accounts this replica polls (`--shard`, `--total-shards`); kept on reload.
+    pub shard: Shard,
 }
 
 impl Settings {
@@ -58,6 +61,7 @@ impl Settings {
             telemetry_path: "/metrics".into(),
             web_config: None,
             limits: ServerLimits::default(),
+            shard: Shard::SINGLE,
         }
     }
 }
@@ -116,6 +120,15 @@ impl Application {
         })?;
         let registry = Registry::new();
         let self_metrics = SelfMetrics::new(&registry);
+        let shard = settings.shard;
+        self_metrics
+            .shard_ordinal
+            .with_label_values(&[])
+            .set(f64::from(shard.index()));
+        self_metrics
+            .total_shards
+            .with_label_values(&[])
+            .set(f64::from(shard.total()));
         let providers = ProviderMetrics::register(&registry);
         let exposition = Exposition::new(registry);
         Ok(Application {
@@ -166,7 +179,8 @@ impl Application {
         spawn_sighup(reload_tx);
 
         // Collectors first, so that readiness counts them before the first request.
-        let mut running = Running::start(self.config, &self.providers, &shared);
+        let shard = self.settings.shard;
+        let mut running = Running::start(self.config, shard, &self.providers, &shared);
         let stop = tokio_util::sync::CancellationToken::new();
         let server = tokio::spawn(server::serve(
             self.listener,
@@ -190,7 +204,7 @@ impl Application {
                 Some(reply) = reload_rx.recv() => {
                     let result = match self.settings.config.load() {
                         Ok(config) => {
-                            running = running.replace(config, &self.providers, &shared).await;
+                            running = running.replace(config, shard, &self.providers, &shared).await;
                             tracing::info!("configuration reloaded");
                             Ok(())
                         }
@@ -216,7 +230,23 @@ struct Running {
 }
 
 impl Running {
-    fn start(config: Config, providers: &ProviderMetrics, shared: &Shared) -> Running {
+    fn start(
+        mut config: Config,
+        shard: Shard,
+        providers: &ProviderMetrics,
+        shared: &Shared,
+    ) -> Running {
+        let configured = config.acedata.len() + config.yeastar.len();
+        // Accounts of other shards are dropped here: no collector, no series, no
+        // threshold, no upstream call.
+        providers::retain(&mut config, |provider, account| {
+            shard.owns(provider, account)
+        });
+        let accounts_metric = &shared.self_metrics.accounts;
+        accounts_metric.reset();
+        for (provider, n) in providers::account_counts(&config) {
+            accounts_metric.with_label_values(&[provider]).set(n as f64);
+        }
         let upstream = Upstream::new(config.max_concurrent_requests);
         let thresholds = &shared.self_metrics.low_balance_threshold;
         thresholds.reset();
@@ -229,6 +259,8 @@ impl Running {
         let accounts = config.acedata.len() + config.yeastar.len();
         tracing::info!(
             accounts,
+            configured,
+            shard = %shard,
             collectors = collectors.len(),
             "starting collectors"
         );
@@ -243,11 +275,12 @@ impl Running {
     async fn replace(
         self,
         config: Config,
+        shard: Shard,
         providers: &ProviderMetrics,
         shared: &Shared,
     ) -> Running {
         let old = self.scheduler.stop().await;
-        let next = Running::start(config, providers, shared);
+        let next = Running::start(config, shard, providers, shared);
         let kept: HashSet<(String, String)> = next.keys();
         for mut c in old {
             let key = (c.name().to_string(), c.account().to_string());

@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod providers;
 pub mod scheduler;
 pub mod server;
+pub mod shard;
 pub mod simulator;
 pub mod telemetry;
 pub mod upstream;

@@ -7,6 +7,7 @@ use clap::Parser;
 use balance_exporter::app::{Application, ConfigSource, Settings};
 use balance_exporter::cli::{listen_address, Cli};
 use balance_exporter::config::Config;
+use balance_exporter::shard::{self, Shard};
 use balance_exporter::telemetry;
 use balance_exporter::web_config::WebConfig;
 
@@ -44,6 +45,14 @@ fn main() -> ExitCode {
         };
     }
     telemetry::init(cli.log_level, cli.log_format);
+    let shard = match Shard::from_flags(&cli.shard, cli.total_shards, shard::host_name) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "invalid shard flags");
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
     if !cli.telemetry_path.starts_with('/') {
         tracing::error!(path = %cli.telemetry_path, "--web.telemetry-path must start with /");
         return ExitCode::from(2);
@@ -59,10 +68,10 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    runtime.block_on(run(cli))
+    runtime.block_on(run(cli, shard))
 }
 
-async fn run(cli: Cli) -> ExitCode {
+async fn run(cli: Cli, shard: Shard) -> ExitCode {
     let listen = listen_address(&cli.listen_address);
     let (config, _demo) = if cli.demo {
         match balance_exporter::demo::start().await {
@@ -78,6 +87,7 @@ async fn run(cli: Cli) -> ExitCode {
     let settings = Settings {
         telemetry_path: cli.telemetry_path.clone(),
         web_config: cli.web_config_file.clone(),
+        shard,
         ..Settings::new(config, listen)
     };
     let app = match Application::build(settings).await {

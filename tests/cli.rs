@@ -268,3 +268,40 @@ fn unusable_listen_address_fails_with_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("cannot listen on 256.0.0.1:1"), "{err}");
 }
+
+#[test]
+fn invalid_shard_flags_exit_non_zero_naming_the_problem() {
+    let cases: [(&[&str], &str, &str); 4] = [
+        (
+            &["--shard=3", "--total-shards=3"],
+            "host-0",
+            "--shard=3 is out of range for --total-shards=3",
+        ),
+        (
+            &["--shard=auto", "--total-shards=3"],
+            "balance-exporter",
+            "does not end in an ordinal",
+        ),
+        (
+            &["--shard=auto", "--total-shards=2"],
+            "balance-exporter-2",
+            "--shard=2 is out of range for --total-shards=2",
+        ),
+        (
+            &["--shard=1", "--total-shards=0"],
+            "x",
+            "--total-shards must be at least 1",
+        ),
+    ];
+    for (args, host, needle) in cases {
+        let out = Command::new(BIN)
+            .args(args)
+            .args(["--demo", "--web.listen-address=127.0.0.1:0"])
+            .env("HOSTNAME", host)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}

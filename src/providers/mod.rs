@@ -82,3 +82,17 @@ pub fn thresholds(config: &Config) -> Vec<Threshold> {
     });
     acedata.chain(yeastar).collect()
 }
+
+/// Keep only the accounts for which `keep(provider, account name)` holds.
+pub fn retain(config: &mut Config, keep: impl Fn(&str, &str) -> bool) {
+    config.acedata.retain(|a| keep("acedata", &a.name));
+    config.yeastar.retain(|a| keep("yeastar", &a.name));
+}
+
+/// The number of configured accounts of every provider (0 included).
+pub fn account_counts(config: &Config) -> [(&'static str, usize); 2] {
+    [
+        ("acedata", config.acedata.len()),
+        ("yeastar", config.yeastar.len()),
+    ]
+}

@@ -89,9 +89,12 @@ impl TestApp {
 
 /// Build and run the exporter with `source`.
 pub async fn spawn_with(source: ConfigSource) -> TestApp {
-    let app = Application::build(Settings::new(source, "127.0.0.1:0"))
-        .await
-        .expect("app builds");
+    spawn_settings(Settings::new(source, "127.0.0.1:0")).await
+}
+
+/// Build and run the exporter with `settings`.
+pub async fn spawn_settings(settings: Settings) -> TestApp {
+    let app = Application::build(settings).await.expect("app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(app.run_until_stopped(async move {

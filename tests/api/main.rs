@@ -8,4 +8,5 @@ mod golden;
 mod helpers;
 mod history;
 mod reload;
+mod shards;
 mod yeastar;
