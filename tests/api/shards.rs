@@ -10,7 +10,12 @@ use balance_exporter::simulator::{Route, SimOptions, Simulator};
 use crate::helpers::*;
 
 fn config(base_url: &str, accounts: usize) -> String {
-    let mut y = format!("defaults:\n  interval: 1h\n  timeout: 10s\nacedata:\n");
+    let mut y = "defaults:
+  interval: 1h
+  timeout: 10s
+acedata:
+"
+    .to_string();
     for i in 0..accounts {
         y.push_str(&format!(
             "  - name: acc-{i}\n    base_url: {base_url}\n    token: tok-{i}\n    low_balance_threshold: 5\n    collectors: [balance]\n"
