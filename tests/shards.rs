@@ -59,7 +59,7 @@ impl Drop for Replica {
 /// Start `balance-exporter --shard=index --total-shards=total` on a free port and wait
 /// for its "listening" log line, which names the port.
 fn start(config: &Path, index: u32, total: u32) -> Replica {
-    let mut child = Command::new(BIN)
+    let child = Command::new(BIN)
         .arg("--config.file")
         .arg(config)
         .args([
@@ -72,7 +72,12 @@ fn start(config: &Path, index: u32, total: u32) -> Replica {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
+    // Killed on drop, also when a check below panics.
+    let mut replica = Replica {
+        child,
+        address: String::new(),
+    };
+    let stderr = replica.child.stderr.take().unwrap();
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -84,7 +89,7 @@ fn start(config: &Path, index: u32, total: u32) -> Replica {
     let mut seen = Vec::new();
     while Instant::now() < deadline {
         let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) else {
-            if let Some(status) = child.try_wait().unwrap() {
+            if let Some(status) = replica.child.try_wait().unwrap() {
                 panic!("shard {index} exited with {status}: {}", seen.join("\n"));
             }
             continue;
@@ -96,10 +101,8 @@ fn start(config: &Path, index: u32, total: u32) -> Replica {
                 .unwrap_or_else(|| panic!("no address in {line}"))
                 .trim_matches('"')
                 .to_string();
-            return Replica {
-                child,
-                address: format!("http://{address}"),
-            };
+            replica.address = format!("http://{address}");
+            return replica;
         }
         seen.push(line);
     }
