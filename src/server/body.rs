@@ -115,7 +115,34 @@ pub fn accepts_gzip(accept_encoding: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::accepts_gzip;
+    use super::{accepts_gzip, Body};
+    use crate::metrics::{Exposition, GaugeFamily, Registry, PLAIN_KEEP};
+    use http_body_util::BodyExt;
+    use hyper::body::Body as _;
+
+    /// An exposition over 1 MiB is sent plain by inflating it piece by piece: exactly
+    /// the announced length, exactly the text.
+    #[tokio::test]
+    async fn large_plain_body_is_inflated_to_its_exact_length() {
+        let registry = Registry::new();
+        let fam = GaugeFamily::new(&registry, "t_amount", "Amount.", &["package"]);
+        let exp = Exposition::new(registry);
+        for a in 0..3000 {
+            fam.replace(
+                &format!("account-{a}"),
+                (0..10).map(|p| (vec![format!("package-{p}")], f64::from(p))),
+            );
+        }
+        let snapshot = exp.snapshot();
+        assert!(snapshot.plain().is_none() && snapshot.plain_len() > PLAIN_KEEP);
+        let body = Body::inflate(snapshot.plain_chunks(), snapshot.plain_len());
+        assert_eq!(body.size_hint().exact(), Some(snapshot.plain_len() as u64));
+        let sent = body.collect().await.unwrap().to_bytes();
+        assert_eq!(sent, exp.render());
+        let gz = Body::parts(snapshot.gzip_parts());
+        assert_eq!(gz.size_hint().exact(), Some(snapshot.gzip_len() as u64));
+        assert_eq!(gz.collect().await.unwrap().to_bytes(), snapshot.gzip());
+    }
 
     #[test]
     fn accept_encoding_q_values() {
