@@ -378,6 +378,8 @@ SHARD_PIDS=() SHARD_URLS=()
 t0=$(now_ns)
 for i in 0 1 2; do
     start_exporter "$EXPORTER_BIN" --config.file="$WORK/big.yaml" --shard="$i" --total-shards=3
+    # Listening before the next one picks a port (free_port runs in a subshell).
+    wait_ok "$EXP_URL/-/healthy" 30 "$EXP_PID"
     SHARD_PIDS+=("$EXP_PID")
     SHARD_URLS+=("$EXP_URL")
 done
