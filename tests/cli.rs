@@ -305,3 +305,30 @@ fn invalid_shard_flags_exit_non_zero_naming_the_problem() {
         assert!(err.contains(needle), "{args:?}: {err}");
     }
 }
+
+/// `--config.check` validates every account, whatever the shard flags say.
+#[test]
+fn config_check_validates_accounts_of_every_shard() {
+    let dir = scratch("shardcheck");
+    let path = dir.join("c.yaml");
+    let mut yaml = String::from("acedata:\n");
+    for i in 0..20 {
+        yaml.push_str(&format!("  - name: acc-{i}\n    token: t-{i}\n"));
+    }
+    // Every account but one is valid; it is checked on every shard.
+    yaml.push_str("  - name: broken\n    tokn: x\n");
+    std::fs::write(&path, yaml).unwrap();
+    for shard in ["0", "1", "2"] {
+        let out = Command::new(BIN)
+            .args(["--config.check", "--total-shards=3"])
+            .arg(format!("--shard={shard}"))
+            .arg("--config.file")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "shard {shard}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("acedata[20].tokn: unknown key"), "{err}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
