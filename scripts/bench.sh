@@ -11,6 +11,7 @@
 #   BENCH_DURATION   seconds of each wrk run (default 3)
 #   BENCH_ROUNDS     wrk runs per server and connection count, alternating (default 3)
 #   BENCH_MUSL       0 to skip building and measuring the musl binary
+#   BENCH_ONLY_SCALE 1 to measure only section 6 (10,000 accounts, shards)
 #
 # Everything runs on 127.0.0.1 and every process started here is stopped on exit.
 set -euo pipefail
@@ -26,6 +27,7 @@ EXPORTER_BIN=${EXPORTER_BIN:-$ROOT/target/release/balance-exporter}
 MUSL_BIN=${MUSL_BIN:-$ROOT/target/$MUSL_TARGET/release/balance-exporter}
 SIM_BIN=${SIM_BIN:-$ROOT/target/release/examples/balance-sim}
 BENCH_MUSL=${BENCH_MUSL:-1}
+ONLY_SCALE=${BENCH_ONLY_SCALE:-0}
 
 log() { printf '[bench] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -144,6 +146,7 @@ start_exporter() {
 declare -A R # results
 LOAD_START=$(cut -d" " -f1-3 /proc/loadavg)
 
+if ((ONLY_SCALE == 0)); then
 # --- 5. start-up, 2. idle RSS --------------------------------------------------------
 log "start-up to /-/ready in demo mode (5 runs)"
 startups=()
@@ -325,6 +328,84 @@ for n in 1000 100000; do
     stop "$SIM_PID"
 done
 
+fi # ONLY_SCALE
+
+# --- 6. 10,000 accounts in one process; 3 shards of them ------------------------------
+# 10,000 Ace Data Cloud accounts (all collectors) and 1,000 Yeastar accounts on a
+# simulator without latency, concurrency 64.
+# scrape_time URL [ACCEPT]: curl's total time of one scrape, in ms.
+scrape_time() {
+    local enc=()
+    [[ -n "${2:-}" ]] && enc=(-H "Accept-Encoding: $2")
+    curl -fs "${enc[@]}" -o /dev/null -w '%{time_total}' "$1" | awk '{printf "%.1f", $1 * 1000}'
+}
+# median_of COMMAND...: the median of five runs of a command that prints a number.
+median_of() {
+    local i
+    for i in 1 2 3 4 5; do "$@"; echo; done | sort -g | sed -n 3p
+}
+log "10000 accounts (+1000 Yeastar), concurrency 64"
+start_sim --acedata-accounts 10000 --yeastar-accounts 1000 --max-concurrent-requests 64 \
+    --interval 10m --config-out "$WORK/big.yaml"
+t0=$(now_ns)
+start_exporter "$EXPORTER_BIN" --config.file="$WORK/big.yaml"
+wait_ok "$EXP_URL/-/ready" 900 "$EXP_PID"
+R[big_cycle]=$(ms_since "$t0")
+R[big_req]=$(simstat total)
+t1=$(now_ns)
+curl -fs "$EXP_URL/metrics" -o "$WORK/big.txt"
+R[big_first]=$(ms_since "$t1")
+R[big_series]=$(grep -vc '^#' "$WORK/big.txt")
+R[big_plain]=$(wc -c <"$WORK/big.txt")
+rm -f "$WORK/big.txt"
+curl -fs -H 'Accept-Encoding: gzip' -D "$WORK/big.headers" -o "$WORK/big.gz" "$EXP_URL/metrics"
+R[big_gzip]=$(wc -c <"$WORK/big.gz")
+R[big_gzip_note]=""
+grep -qi '^content-encoding: gzip' "$WORK/big.headers" || R[big_gzip_note]=" (not compressed)"
+R[big_gzip_cached]=$(median_of scrape_time "$EXP_URL/metrics" gzip)
+R[big_plain_cached]=$(median_of scrape_time "$EXP_URL/metrics")
+# Prometheus-like load: a gzip scrape every second for 20 s, then the RSS.
+for _ in $(seq 1 20); do
+    curl -fs -H 'Accept-Encoding: gzip' -o /dev/null "$EXP_URL/metrics"
+    sleep 1
+done
+R[big_rss]=$(rss_kib "$EXP_PID")
+R[big_hwm]=$(awk '/^VmHWM:/ {print $2}' "/proc/$EXP_PID/status")
+stop "$EXP_PID"
+
+SHARD_PIDS=() SHARD_URLS=()
+R[sh_cycle]="n/a" R[sh_series]="n/a" R[sh_gzip]="n/a" R[sh_rss]="n/a" R[sh_cached]="n/a"
+if "$EXPORTER_BIN" --help | grep -q -- --total-shards; then
+log "3 shards of the same 11,000 accounts"
+
+t0=$(now_ns)
+for i in 0 1 2; do
+    start_exporter "$EXPORTER_BIN" --config.file="$WORK/big.yaml" --shard="$i" --total-shards=3
+    # Listening before the next one picks a port (free_port runs in a subshell).
+    wait_ok "$EXP_URL/-/healthy" 30 "$EXP_PID"
+    SHARD_PIDS+=("$EXP_PID")
+    SHARD_URLS+=("$EXP_URL")
+done
+for i in 0 1 2; do wait_ok "${SHARD_URLS[$i]}/-/ready" 900 "${SHARD_PIDS[$i]}"; done
+R[sh_cycle]="$(ms_since "$t0") ms"
+R[sh_series]="" R[sh_gzip]="" R[sh_rss]="" R[sh_cached]=""
+for i in 0 1 2; do
+    url=${SHARD_URLS[$i]}
+    R[sh_series]+="$(curl -fs "$url/metrics" | grep -vc '^#') "
+    R[sh_gzip]+="$(curl -fs -H 'Accept-Encoding: gzip' "$url/metrics" | wc -c) "
+    R[sh_cached]+="$(median_of scrape_time "$url/metrics" gzip) "
+done
+for _ in $(seq 1 20); do
+    for i in 0 1 2; do curl -fs -H 'Accept-Encoding: gzip' -o /dev/null "${SHARD_URLS[$i]}/metrics"; done
+    sleep 1
+done
+for i in 0 1 2; do R[sh_rss]+="$(mib "$(rss_kib "${SHARD_PIDS[$i]}")") "; done
+for i in 0 1 2; do stop "${SHARD_PIDS[$i]}"; done
+else
+    log "$EXPORTER_BIN has no --total-shards: no shard rows"
+fi
+stop "$SIM_PID"
+
 # --- 5. sizes ------------------------------------------------------------------------
 R[size]=$(stat -c %s "$EXPORTER_BIN")
 if ((HAVE_MUSL)); then
@@ -346,11 +427,12 @@ MiB=1048576
 
 echo
 echo "balance-exporter benchmark - $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, $("$EXPORTER_BIN" --version 2>/dev/null | head -1)"
-echo "wrk: median of $ROUNDS alternating runs of ${DURATION}s; /metrics body ${R[body]} bytes (demo accounts); load average at start: ${LOAD_START}"
+echo "wrk: median of $ROUNDS alternating runs of ${DURATION}s; /metrics body ${R[body]:-n/a} bytes (demo accounts); load average at start: ${LOAD_START}"
 echo
 printf '| %-58s | %-26s | %-16s | %-4s |\n' "measure" "value" "target" "met"
 printf '|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..60})" "$(printf -- '-%.0s' {1..28})" "$(printf -- '-%.0s' {1..18})" "------"
 row() { printf '| %-58s | %-26s | %-16s | %-4s |\n' "$1" "$2" "$3" "$4"; }
+if ((ONLY_SCALE == 0)); then
 for c in 1 16 64; do
     ex=${R[exp${c}_rps]} ng=${R[ngx${c}_rps]}
     rt=$(ratio "$ex" "$ng")
@@ -394,5 +476,19 @@ if ((HAVE_MUSL)); then
 else
     row "5. static binary, $MUSL_TARGET" "not built (no musl target)" "<= 8 MiB" ""
 fi
+fi # ONLY_SCALE
+row "6. 10000 accounts: first cycle, conc 64 (upstream requests)" "${R[big_cycle]} ms (${R[big_req]})" "" ""
+row "6. 10000 accounts: series" "${R[big_series]}" "" ""
+row "6. 10000 accounts: body bytes plain / gzip" "${R[big_plain]} / ${R[big_gzip]}${R[big_gzip_note]}" "" ""
+row "6. 10000 accounts: first scrape (plain, curl)" "${R[big_first]} ms" "" ""
+row "6. 10000 accounts: cached scrape gzip / plain (median of 5)" "${R[big_gzip_cached]} / ${R[big_plain_cached]} ms" "gzip < 20 ms" "$(ok "${R[big_gzip_cached]}" 20 '<=')"
+row "6. 10000 accounts: RSS after 20 s of gzip scrapes / peak" "$(mib "${R[big_rss]}") / $(mib "${R[big_hwm]}") MiB" "<= 64 MiB" "$(ok "${R[big_rss]}" 65536 '<=')"
+row "6. 3 shards x 3333: first cycle (all ready)" "${R[sh_cycle]}" "" ""
+row "6. 3 shards: series per shard" "${R[sh_series]% }" "" ""
+row "6. 3 shards: gzip bytes per shard" "${R[sh_gzip]% }" "" ""
+row "6. 3 shards: cached gzip scrape ms per shard" "${R[sh_cached]% }" "" ""
+row "6. 3 shards: RSS MiB per shard after 20 s of scrapes" "${R[sh_rss]% }" "" ""
+if ((ONLY_SCALE == 0)); then
 echo
 echo "Docker runtime stage copies: ${R[image_copy]}"
+fi

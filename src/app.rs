@@ -16,6 +16,7 @@ use crate::metrics::{Exposition, Registry, SelfMetrics};
 use crate::provider::{self, Provider, ProviderMetrics};
 use crate::scheduler::{Readiness, Scheduler, Shared};
 use crate::server::{self, ReloadRequest, ServerLimits, ServerState};
+use crate::shard::Shard;
 use crate::status::StatusBoard;
 use crate::upstream::Upstream;
 use crate::web_config::{WebConfigError, WebConfigFile};
@@ -60,6 +61,8 @@ pub struct Settings {
     /// The vendors whose sections the configuration may have
     /// ([`crate::providers::all`] unless a test adds one).
     pub providers: Vec<&'static dyn Provider>,
+    /// The accounts this replica polls (`--shard`, `--total-shards`); kept on reload.
+    pub shard: Shard,
 }
 
 impl Settings {
@@ -73,6 +76,7 @@ impl Settings {
             web_config: None,
             limits: ServerLimits::default(),
             providers: crate::providers::all(),
+            shard: Shard::SINGLE,
         }
     }
 }
@@ -107,6 +111,7 @@ impl Application {
     /// Load the configuration, register metrics and bind the listener.
     pub async fn build(settings: Settings) -> Result<Application, StartError> {
         let config = settings.config.load(&settings.providers)?;
+        release_freed_memory();
         let web = match &settings.web_config {
             Some(path) => Some(Arc::new(WebConfigFile::load(path).map_err(|source| {
                 StartError::WebConfig {
@@ -122,6 +127,15 @@ impl Application {
             .unzip();
         let registry = Registry::new();
         let self_metrics = SelfMetrics::new(&registry);
+        let shard = settings.shard;
+        self_metrics
+            .shard_ordinal
+            .with_label_values(&[])
+            .set(f64::from(shard.index()));
+        self_metrics
+            .total_shards
+            .with_label_values(&[])
+            .set(f64::from(shard.total()));
         let providers = ProviderMetrics::register(&registry, &settings.providers);
         let exposition = Exposition::new(registry);
         Ok(Application {
@@ -161,6 +175,8 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) {
         let readiness = Arc::new(Readiness::default());
         let status = StatusBoard::new(self.settings.config.describe());
+        let shard = self.settings.shard;
+        status.set_shard(u64::from(shard.index()), u64::from(shard.total()));
         let shared = Shared {
             self_metrics: self.self_metrics.clone(),
             exposition: self.exposition.clone(),
@@ -180,7 +196,8 @@ impl Application {
         spawn_sighup(reload_tx);
 
         // Collectors first, so that readiness counts them before the first request.
-        let mut running = Running::start(self.config, &self.providers, &shared);
+        let shard = self.settings.shard;
+        let mut running = Running::start(self.config, shard, &self.providers, &shared);
         let stop = tokio_util::sync::CancellationToken::new();
         let watcher = self.web.as_ref().map(|w| w.watch(stop.clone()));
         let server = tokio::spawn(server::serve(
@@ -216,7 +233,8 @@ impl Application {
                         .unwrap_or_else(|e| Err(ConfigError { problems: vec![format!("reading the configuration failed: {e}")] }));
                     let result = match loaded {
                         Ok(config) => {
-                            running = running.replace(config, &self.providers, &shared).await;
+                            release_freed_memory();
+                            running = running.replace(config, shard, &self.providers, &shared).await;
                             tracing::info!("configuration reloaded");
                             Ok(())
                         }
@@ -246,7 +264,21 @@ struct Running {
 }
 
 impl Running {
-    fn start(config: Config, providers: &ProviderMetrics, shared: &Shared) -> Running {
+    fn start(
+        mut config: Config,
+        shard: Shard,
+        providers: &ProviderMetrics,
+        shared: &Shared,
+    ) -> Running {
+        let configured = config.account_count();
+        // Accounts of other shards are dropped here: no collector, no series, no
+        // threshold, no upstream call.
+        config.retain(|provider, account| shard.owns(provider, account));
+        let accounts_metric = &shared.self_metrics.accounts;
+        accounts_metric.reset();
+        for (provider, n) in config.account_counts() {
+            accounts_metric.with_label_values(&[provider]).set(n as f64);
+        }
         let upstream = Upstream::new(config.max_concurrent_requests);
         let thresholds = &shared.self_metrics.low_balance_threshold;
         thresholds.reset();
@@ -259,6 +291,8 @@ impl Running {
         let accounts = config.account_count();
         tracing::info!(
             accounts,
+            configured,
+            shard = %shard,
             collectors = collectors.len(),
             "starting collectors"
         );
@@ -273,11 +307,12 @@ impl Running {
     async fn replace(
         self,
         config: Config,
+        shard: Shard,
         providers: &ProviderMetrics,
         shared: &Shared,
     ) -> Running {
         let old = self.scheduler.stop().await;
-        let next = Running::start(config, providers, shared);
+        let next = Running::start(config, shard, providers, shared);
         let kept: HashSet<(String, String)> = next.keys();
         for mut c in old {
             let key = (c.name().to_string(), c.account().to_string());
@@ -295,6 +330,27 @@ impl Running {
         self.scheduler.keys()
     }
 }
+
+/// Hand the heap pages freed after loading the configuration back to the system.
+///
+/// Parsing the YAML builds a tree many times the size of the file (a 1.8 MB file of
+/// 11,000 accounts peaks at about 50 MiB), and glibc keeps those pages once they are
+/// free: without this, every replica of a sharded deployment stayed at the peak of
+/// parsing the whole file, whatever its share of the accounts.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn release_freed_memory() {
+    extern "C" {
+        fn malloc_trim(pad: usize) -> std::ffi::c_int;
+    }
+    // SAFETY: glibc's malloc_trim only returns free memory to the system; it has no
+    // preconditions and is safe to call from any thread at any time.
+    unsafe {
+        malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn release_freed_memory() {}
 
 #[cfg(unix)]
 fn spawn_sighup(reload: mpsc::Sender<ReloadRequest>) {

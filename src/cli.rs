@@ -61,6 +61,15 @@ pub struct Cli {
     #[arg(long = "config.check")]
     pub config_check: bool,
 
+    /// Shard of the accounts this replica polls: a 0-based index, or `auto` for the
+    /// ordinal at the end of the host name (a StatefulSet pod `balance-exporter-2` → 2).
+    #[arg(long = "shard", value_name = "INDEX|auto", default_value = "0")]
+    pub shard: String,
+
+    /// Number of shards the accounts are split into (1 = no sharding).
+    #[arg(long = "total-shards", value_name = "N", default_value_t = 1)]
+    pub total_shards: u32,
+
     /// Run against an embedded simulator of both vendors' APIs: no account, no network.
     #[arg(long = "demo")]
     pub demo: bool,

@@ -17,6 +17,7 @@ pub mod redact;
 pub mod scheduler;
 pub mod secret;
 pub mod server;
+pub mod shard;
 pub mod simulator;
 pub mod status;
 pub mod telemetry;

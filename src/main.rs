@@ -7,6 +7,7 @@ use clap::Parser;
 use balance_exporter::app::{Application, ConfigSource, Settings};
 use balance_exporter::cli::{check, listen_address, Cli};
 use balance_exporter::listen::Listen;
+use balance_exporter::shard::{self, Shard};
 use balance_exporter::telemetry;
 
 fn main() -> ExitCode {
@@ -30,6 +31,14 @@ fn main() -> ExitCode {
         };
     }
     telemetry::init(cli.log_level, cli.log_format);
+    let shard = match Shard::from_flags(&cli.shard, cli.total_shards, shard::host_name) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "invalid shard flags");
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
     if !cli.telemetry_path.starts_with('/') {
         tracing::error!(path = %cli.telemetry_path, "--web.telemetry-path must start with /");
         return ExitCode::from(2);
@@ -45,10 +54,10 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    runtime.block_on(run(cli))
+    runtime.block_on(run(cli, shard))
 }
 
-async fn run(cli: Cli) -> ExitCode {
+async fn run(cli: Cli, shard: Shard) -> ExitCode {
     let shutdown = shutdown_signal();
     let listen = if cli.systemd_socket {
         Listen::SystemdSocket
@@ -75,6 +84,7 @@ async fn run(cli: Cli) -> ExitCode {
         telemetry_path: cli.telemetry_path.clone(),
         web_config: cli.web_config_file.clone(),
         listen,
+        shard,
         ..Settings::new(config, "")
     };
     let app = match Application::build(settings).await {

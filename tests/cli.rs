@@ -380,3 +380,67 @@ fn systemd_socket_without_activation_fails_with_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("LISTEN_PID is 1, not this process"), "{err}");
 }
+
+#[test]
+fn invalid_shard_flags_exit_non_zero_naming_the_problem() {
+    let cases: [(&[&str], &str, &str); 4] = [
+        (
+            &["--shard=3", "--total-shards=3"],
+            "host-0",
+            "--shard=3 is out of range for --total-shards=3",
+        ),
+        (
+            &["--shard=auto", "--total-shards=3"],
+            "balance-exporter",
+            "does not end in an ordinal",
+        ),
+        (
+            &["--shard=auto", "--total-shards=2"],
+            "balance-exporter-2",
+            "--shard=2 is out of range for --total-shards=2",
+        ),
+        (
+            &["--shard=1", "--total-shards=0"],
+            "x",
+            "--total-shards must be at least 1",
+        ),
+    ];
+    for (args, host, needle) in cases {
+        let out = Command::new(BIN)
+            .args(args)
+            .args(["--demo", "--web.listen-address=127.0.0.1:0"])
+            .env("HOSTNAME", host)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}
+
+/// `--config.check` validates every account, whatever the shard flags say.
+#[test]
+fn config_check_validates_accounts_of_every_shard() {
+    let dir = scratch("shardcheck");
+    let path = dir.join("c.yaml");
+    let mut yaml = String::from("acedata:\n");
+    for i in 0..20 {
+        yaml.push_str(&format!("  - name: acc-{i}\n    token: t-{i}\n"));
+    }
+    // Every account but one is valid; it is checked on every shard.
+    yaml.push_str("  - name: broken\n    tokn: x\n");
+    std::fs::write(&path, yaml).unwrap();
+    for shard in ["0", "1", "2"] {
+        let out = Command::new(BIN)
+            .args(["--config.check", "--total-shards=3"])
+            .arg(format!("--shard={shard}"))
+            .arg("--config.file")
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "shard {shard}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("acedata[20].tokn: unknown key"), "{err}");
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -7,7 +7,7 @@
 // prometheus-operator objects are validated here against the CRD models (types,
 // required fields, patterns) and written to OUTDIR/crd/<Kind>.*.json for a
 // strict JSON Schema check (unknown fields), and every PrometheusRule's spec
-// must equal the plain rules file. Every Deployment must run its containers
+// must equal the plain rules file. Every Deployment and StatefulSet must run its containers
 // non-root, read-only, without capabilities and with resources set, and the
 // exporter container must be probed on /-/healthy and /-/ready.
 import fs from "node:fs";
@@ -66,7 +66,7 @@ for (const file of files) {
     const obj = doc.toJS();
     if (obj === null) return;
     n++;
-    if (obj.kind === "Deployment") checkPodSpec(where, obj.spec?.template?.spec ?? {});
+    if (obj.kind === "Deployment" || obj.kind === "StatefulSet") checkPodSpec(where, obj.spec?.template?.spec ?? {});
     if (!String(obj.apiVersion).startsWith("monitoring.coreos.com/")) {
       fs.writeFileSync(path.join(outDir, "core", `${n}.yaml`), YAML.stringify(obj));
       return;

@@ -149,7 +149,7 @@ check_kubernetes() {
   validate_manifests "$work/k8s-files" "${manifests[@]}"
   if command -v kubectl >/dev/null; then
     local dir name
-    for dir in deploy/kubernetes deploy/kubernetes/sidecar; do
+    for dir in deploy/kubernetes deploy/kubernetes/sidecar deploy/kubernetes/sharded; do
       name=${dir//\//-}
       kubectl kustomize "$dir" >"$work/$name.yaml"
       validate_manifests "$work/k8s-$name" "$work/$name.yaml"
@@ -316,6 +316,78 @@ EOF
   ((limit_mib * 1024 >= 2 * hwm)) || { echo "memory limit is less than twice the measured peak"; return 1; }
 }
 
+# Waits until FILE exists, for at most $2 seconds.
+wait_file() {
+  local i
+  for ((i = 0; i < $2 * 10; i++)); do
+    [[ -s $1 ]] && return 0
+    sleep 0.1
+  done
+  echo "$1 not written after $2 s"
+  return 1
+}
+
+# The value of a PromQL query that returns one sample ("none" when it returns
+# nothing).
+prom_value() {
+  curl -fsS "http://127.0.0.1:$1/api/v1/query" --data-urlencode "query=$2" |
+    python3 -c 'import json, sys; r = json.load(sys.stdin)["data"]["result"]; print(r[0]["value"][1] if r else "none")'
+}
+
+# Three real exporters as shards 0-2 of one configuration of 220 accounts on
+# the simulator (examples/balance-sim), scraped by a real Prometheus: every
+# account arrives exactly once.
+check_live_shards() {
+  local sim_bin=${SIM_BIN:-target/debug/examples/balance-sim}
+  [[ -x $sim_bin ]] || cargo build --locked --example balance-sim
+  pids=()
+  trap stop_live_processes EXIT
+  local dir=$work/shards i port prometheus_port targets="" accounts=220
+  mkdir -p "$dir"
+  "$sim_bin" --acedata-accounts 200 --yeastar-accounts 20 --collectors balance --interval 1h \
+    --config-out "$dir/config.yaml" >"$dir/sim.log" 2>&1 &
+  pids+=($!)
+  wait_file "$dir/config.yaml" 30
+  for i in 0 1 2; do
+    port=$(free_port)
+    "$bin" --config.file="$dir/config.yaml" --shard="$i" --total-shards=3 \
+      --web.listen-address="127.0.0.1:$port" --log.level=warn >"$dir/exporter-$i.log" 2>&1 &
+    pids+=($!)
+    wait_http "http://127.0.0.1:$port/-/ready" 60
+    targets+="\"127.0.0.1:$port\", "
+  done
+  prometheus_port=$(free_port)
+  cat >"$dir/prometheus.yml" <<EOF
+global:
+  scrape_interval: 1s
+scrape_configs:
+  - job_name: balance-exporter-sharded
+    static_configs:
+      - targets: [${targets%, }]
+EOF
+  prometheus --config.file="$dir/prometheus.yml" --storage.tsdb.path="$dir/data" \
+    --web.listen-address="127.0.0.1:$prometheus_port" --log.level=warn >"$dir/prometheus.log" 2>&1 &
+  pids+=($!)
+  wait_http "http://127.0.0.1:$prometheus_port/-/ready" 60
+  # Every (collector, account) once, from three shards that agree on the total.
+  local series="" twice="" shards="" total="" polled=""
+  for ((i = 0; i < 900; i++)); do
+    series=$(prom_value "$prometheus_port" 'count(count by (collector, account) (balance_exporter_collector_success{job="balance-exporter-sharded"}))')
+    twice=$(prom_value "$prometheus_port" 'count(count by (collector, account) (balance_exporter_collector_success) > 1)')
+    shards=$(prom_value "$prometheus_port" 'count(up{job="balance-exporter-sharded"} == 1)')
+    total=$(prom_value "$prometheus_port" 'max(balance_exporter_total_shards)')
+    polled=$(prom_value "$prometheus_port" 'sum(balance_exporter_accounts)')
+    if [[ $series == "$accounts" && $twice == none && $shards == 3 && $total == 3 && $polled == "$accounts" ]]; then
+      echo "Prometheus sees $series accounts from $shards shards, none twice; sum(balance_exporter_accounts) = $polled"
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "after 900 tries: accounts $series (want $accounts), polled twice $twice, shards up $shards, total $total, polled $polled"
+  cat "$dir/prometheus.log"
+  return 1
+}
+
 # --- main ------------------------------------------------------------------
 
 mkdir -p "$tools"
@@ -347,6 +419,7 @@ if [[ -x $bin ]]; then
   run_check check_systemd
   run_check check_config_example
   run_check check_live
+  run_check check_live_shards
 else
   echo "exporter binary $bin not found: build it (cargo build --release) or set BALANCE_EXPORTER_BIN"
   failed+=("exporter binary")

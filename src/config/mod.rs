@@ -163,6 +163,22 @@ impl Config {
         self.sections.iter().map(|s| s.accounts.len()).sum()
     }
 
+    /// Keep only the accounts for which `keep(provider, account name)` holds.
+    pub fn retain(&mut self, keep: impl Fn(&str, &str) -> bool) {
+        for section in &mut self.sections {
+            let provider = section.provider.name();
+            section.accounts.retain(|a| keep(provider, a.name()));
+        }
+    }
+
+    /// The number of configured accounts of every vendor (0 included).
+    pub fn account_counts(&self) -> Vec<(&'static str, usize)> {
+        self.sections
+            .iter()
+            .map(|s| (s.provider.name(), s.accounts.len()))
+            .collect()
+    }
+
     /// The accounts of type `A` (one vendor's), for that vendor's code and tests.
     pub fn accounts<A: Account>(&self) -> impl Iterator<Item = &A> {
         self.sections

@@ -100,7 +100,73 @@ fn promtool() -> String {
 
 #[tokio::test]
 async fn promtool_accepts_the_real_exposition() {
-    let text = demo_exposition().await;
+    promtool_check(&demo_exposition().await);
+}
+
+/// `/metrics` with and without `Accept-Encoding: gzip`: headers, lengths, and the same
+/// text once gunzipped (which promtool accepts too).
+#[tokio::test]
+async fn gzip_when_accepted_plain_otherwise() {
+    let sim = Simulator::start(SimOptions {
+        drift: false,
+        ..SimOptions::demo()
+    })
+    .await
+    .unwrap();
+    sim.add_acedata_account(DEMO_ACEDATA_TOKEN);
+    sim.add_yeastar_client(DEMO_YEASTAR_CLIENT_ID, DEMO_YEASTAR_CLIENT_SECRET);
+    let config = balance_exporter::demo::config(&sim.base_url()).unwrap();
+    let app = spawn_with(balance_exporter::app::ConfigSource::Fixed(Box::new(config))).await;
+    app.wait_ready().await;
+    let fetch = |accept: Option<&'static str>| {
+        let mut req = app.http.get(format!("{}/metrics", app.address));
+        if let Some(a) = accept {
+            req = req.header("accept-encoding", a);
+        }
+        async move {
+            let r = req.send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            let h = r.headers().clone();
+            let body = r.bytes().await.unwrap();
+            let len: usize = h["content-length"].to_str().unwrap().parse().unwrap();
+            assert_eq!(len, body.len());
+            assert_eq!(h["vary"], "Accept-Encoding");
+            assert!(h["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/plain; version=0.0.4"));
+            (
+                h.get("content-encoding")
+                    .map(|v| v.to_str().unwrap().to_string()),
+                body,
+            )
+        }
+    };
+    let (enc, plain) = fetch(None).await;
+    assert_eq!(enc, None);
+    let (enc, gz) = fetch(Some("gzip")).await;
+    assert_eq!(enc.as_deref(), Some("gzip"));
+    let mut gunzipped = String::new();
+    use std::io::Read;
+    flate2::read::GzDecoder::new(&gz[..])
+        .read_to_string(&mut gunzipped)
+        .unwrap();
+    let plain = String::from_utf8(plain.to_vec()).unwrap();
+    // Process metrics may have been re-read between the two scrapes.
+    assert_eq!(normalise(&gunzipped), normalise(&plain));
+    assert!(gz.len() < plain.len());
+    promtool_check(&gunzipped);
+    for refused in ["gzip;q=0", "identity", "br, gzip;q=0, *;q=0"] {
+        let (enc, body) = fetch(Some(refused)).await;
+        assert_eq!(enc, None, "{refused}");
+        assert!(body.starts_with(b"# HELP"), "{refused}");
+    }
+    let (enc, _) = fetch(Some("deflate;q=1, gzip;q=0.2")).await;
+    assert_eq!(enc.as_deref(), Some("gzip"));
+    app.stop().await;
+}
+
+fn promtool_check(text: &str) {
     let mut child = Command::new(promtool())
         .args(["check", "metrics"])
         .stdin(Stdio::piped())

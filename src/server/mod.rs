@@ -7,11 +7,15 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod body;
+
+pub use body::{accepts_gzip, Body};
+
 use bytes::Bytes;
-use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{
-    HeaderValue, ALLOW, AUTHORIZATION, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, WWW_AUTHENTICATE,
+    HeaderValue, ACCEPT_ENCODING, ALLOW, AUTHORIZATION, CONNECTION, CONTENT_ENCODING,
+    CONTENT_LENGTH, CONTENT_TYPE, VARY, WWW_AUTHENTICATE,
 };
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -202,15 +206,15 @@ fn html_escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-fn response(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(body));
+fn response(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<Body> {
+    let mut r = Response::new(Body::full(body));
     *r.status_mut() = status;
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     r
 }
 
-fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
+fn text(status: StatusCode, body: &'static str) -> Response<Body> {
     response(
         status,
         "text/plain; charset=utf-8",
@@ -218,14 +222,14 @@ fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
     )
 }
 
-fn method_not_allowed(allow: &'static str) -> Response<Full<Bytes>> {
+fn method_not_allowed(allow: &'static str) -> Response<Body> {
     let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n");
     r.headers_mut()
         .insert(ALLOW, HeaderValue::from_static(allow));
     r
 }
 
-fn unauthorized() -> Response<Full<Bytes>> {
+fn unauthorized() -> Response<Body> {
     let mut r = text(StatusCode::UNAUTHORIZED, "Unauthorized\n");
     r.headers_mut().insert(
         WWW_AUTHENTICATE,
@@ -234,11 +238,7 @@ fn unauthorized() -> Response<Full<Bytes>> {
     r
 }
 
-async fn route(
-    req: Request<Incoming>,
-    state: &ServerState,
-    landing: Bytes,
-) -> Response<Full<Bytes>> {
+async fn route(req: Request<Incoming>, state: &ServerState, landing: Bytes) -> Response<Body> {
     // As in the exporter-toolkit, basic auth guards every path.
     if let Some(web) = &state.web {
         let web = web.current();
@@ -263,11 +263,7 @@ async fn route(
         if !get {
             return method_not_allowed("GET, HEAD");
         }
-        return response(
-            StatusCode::OK,
-            METRICS_CONTENT_TYPE,
-            state.exposition.render(),
-        );
+        return metrics(&req, state);
     }
     match path {
         "/" if get => response(StatusCode::OK, "text/html; charset=utf-8", landing),
@@ -291,7 +287,7 @@ async fn route(
 }
 
 /// `/status`: HTML, or JSON with `?format=json`; `?account=` and `?state=` filter.
-fn status_page(req: &Request<Incoming>, state: &ServerState) -> Response<Full<Bytes>> {
+fn status_page(req: &Request<Incoming>, state: &ServerState) -> Response<Body> {
     let query = page::Query::parse(req.uri().query());
     let snap = state.status.snapshot();
     let mut r = if query.json {
@@ -314,7 +310,38 @@ fn status_page(req: &Request<Incoming>, state: &ServerState) -> Response<Full<By
     r
 }
 
-async fn reload(state: &ServerState) -> Response<Full<Bytes>> {
+/// The cached exposition, gzip-compressed when the request accepts it.
+fn metrics(req: &Request<Incoming>, state: &ServerState) -> Response<Body> {
+    let gzip = req
+        .headers()
+        .get_all(ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(accepts_gzip);
+    let snapshot = state.exposition.snapshot();
+    let (body, len) = if gzip {
+        (Body::parts(snapshot.gzip_parts()), snapshot.gzip_len())
+    } else if let Some(plain) = snapshot.plain() {
+        let len = plain.len();
+        (Body::full(plain), len)
+    } else {
+        (
+            Body::inflate(snapshot.plain_chunks(), snapshot.plain_len()),
+            snapshot.plain_len(),
+        )
+    };
+    let mut r = Response::new(body);
+    let headers = r.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(METRICS_CONTENT_TYPE));
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
+    headers.insert(VARY, HeaderValue::from_static("Accept-Encoding"));
+    if gzip {
+        headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    r
+}
+
+async fn reload(state: &ServerState) -> Response<Body> {
     let (tx, rx) = oneshot::channel();
     if state.reload.send(tx).await.is_err() {
         return text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n");

@@ -1,0 +1,383 @@
+//! The `/metrics` body, encoded and compressed once per change and served as shared
+//! bytes, gzip-compressed or plain.
+//!
+//! Every write to the registry moves its generation; a scrape re-encodes only when the
+//! generation moved since the cached body was made, and every other scrape gets the
+//! same bytes (no allocation, no copy, no compression). Process metrics (CPU, memory)
+//! change on their own, so they are re-read at most once per second.
+//!
+//! What is kept: the registry's text as a raw deflate stream that is flushed but not
+//! finished, and the process metrics' text (about 2 kB) as a finished deflate stream of
+//! its own. Deflate blocks concatenate, so the gzip body is a fixed 10-byte header,
+//! those two streams and an 8-byte trailer (the CRC-32 of the whole text, combined
+//! from the two parts' CRCs): refreshing the process metrics never re-compresses the
+//! registry's text. The plain text is kept too while it is small ([`PLAIN_KEEP`]);
+//! beyond that a plain scrape inflates the compressed text as it is sent, so that a
+//! 65 MB exposition costs a few megabytes of memory instead of 65.
+
+use std::io::{self, Read, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, Bytes};
+use flate2::read::DeflateDecoder;
+use flate2::write::DeflateEncoder;
+use flate2::Compression;
+use prometheus::core::Collector as _;
+use prometheus::{Encoder, TextEncoder};
+
+use super::Registry;
+
+/// How long encoded process metrics are reused.
+const PROCESS_TTL: Duration = Duration::from_secs(1);
+
+/// Registry text up to this size is kept plain as well as compressed.
+pub const PLAIN_KEEP: usize = 1024 * 1024;
+
+/// A gzip member header: deflate, no name, no time, unknown OS.
+const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+
+/// Plain text is handed out in pieces of this size when it is inflated on the fly.
+const PLAIN_CHUNK: usize = 64 * 1024;
+
+/// The cached exposition of the registry and the process metrics.
+pub struct Exposition {
+    registry: Registry,
+    process: prometheus::Registry,
+    cache: RwLock<Arc<Snapshot>>,
+    rebuild: Mutex<()>,
+    encodes: AtomicU64,
+}
+
+/// One encoded exposition. Scrapes share it; it never changes.
+pub struct Snapshot {
+    /// Raw deflate of the registry's text, sync-flushed (byte-aligned, not final).
+    main_deflate: Bytes,
+    main_crc: crc32fast::Hasher,
+    main_len: usize,
+    /// The whole plain body (registry text, then process text), when the registry
+    /// text is at most [`PLAIN_KEEP`] bytes.
+    plain: Option<Bytes>,
+    /// The process metrics' text and its final deflate stream.
+    process_plain: Bytes,
+    process_deflate: Bytes,
+    /// CRC-32 and length (mod 2^32) of the whole plain text, little-endian.
+    trailer: [u8; 8],
+    /// The registry generation the text was encoded at; `None` before the first encode.
+    generation: Option<u64>,
+    /// When the process metrics were read.
+    process_at: Option<Instant>,
+}
+
+impl Snapshot {
+    fn empty() -> Snapshot {
+        Snapshot {
+            main_deflate: Bytes::new(),
+            main_crc: crc32fast::Hasher::new(),
+            main_len: 0,
+            plain: None,
+            process_plain: Bytes::new(),
+            process_deflate: Bytes::new(),
+            trailer: [0; 8],
+            generation: None,
+            process_at: None,
+        }
+    }
+
+    /// Length of the plain text.
+    pub fn plain_len(&self) -> usize {
+        self.main_len + self.process_plain.len()
+    }
+
+    /// The gzip body as consecutive pieces (header, two deflate streams, trailer).
+    pub fn gzip_parts(&self) -> [Bytes; 4] {
+        [
+            Bytes::from_static(&GZIP_HEADER),
+            self.main_deflate.clone(),
+            self.process_deflate.clone(),
+            Bytes::copy_from_slice(&self.trailer),
+        ]
+    }
+
+    /// Length of the gzip body.
+    pub fn gzip_len(&self) -> usize {
+        GZIP_HEADER.len() + self.main_deflate.len() + self.process_deflate.len() + 8
+    }
+
+    /// The gzip body in one piece (copies; the server sends [`Snapshot::gzip_parts`]).
+    pub fn gzip(&self) -> Bytes {
+        let mut out = Vec::with_capacity(self.gzip_len());
+        for part in self.gzip_parts() {
+            out.extend_from_slice(&part);
+        }
+        Bytes::from(out)
+    }
+
+    /// The plain text when it is kept whole.
+    pub fn plain(&self) -> Option<Bytes> {
+        self.plain.clone()
+    }
+
+    /// The plain text in pieces: the kept copy, or inflated piece by piece.
+    pub fn plain_chunks(&self) -> PlainChunks {
+        match &self.plain {
+            Some(p) => PlainChunks::Whole(Some(p.clone())),
+            None => PlainChunks::Inflate(Box::new(DeflateDecoder::new(
+                self.main_deflate
+                    .clone()
+                    .reader()
+                    .chain(self.process_deflate.clone().reader()),
+            ))),
+        }
+    }
+
+    /// The registry text's compressed bytes (same pointer as long as nothing changed).
+    pub fn compressed_main(&self) -> &Bytes {
+        &self.main_deflate
+    }
+}
+
+type Inflater = DeflateDecoder<io::Chain<bytes::buf::Reader<Bytes>, bytes::buf::Reader<Bytes>>>;
+
+/// The plain text of a [`Snapshot`], piece by piece.
+pub enum PlainChunks {
+    Whole(Option<Bytes>),
+    Inflate(Box<Inflater>),
+}
+
+impl Iterator for PlainChunks {
+    type Item = io::Result<Bytes>;
+
+    fn next(&mut self) -> Option<io::Result<Bytes>> {
+        match self {
+            PlainChunks::Whole(b) => b.take().map(Ok),
+            PlainChunks::Inflate(d) => {
+                let mut buf = vec![0; PLAIN_CHUNK];
+                let mut filled = 0;
+                while filled < buf.len() {
+                    match d.read(&mut buf[filled..]) {
+                        Ok(0) => break,
+                        Ok(n) => filled += n,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => return Some(Err(e)),
+                    }
+                }
+                if filled == 0 {
+                    return None;
+                }
+                buf.truncate(filled);
+                Some(Ok(Bytes::from(buf)))
+            }
+        }
+    }
+}
+
+/// Feeds the registry's text to the compressor, the CRC and (while small) a copy.
+struct Tee {
+    deflate: DeflateEncoder<Vec<u8>>,
+    crc: crc32fast::Hasher,
+    len: usize,
+    plain: Option<Vec<u8>>,
+}
+
+impl Write for Tee {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.deflate.write_all(buf)?;
+        self.crc.update(buf);
+        self.len += buf.len();
+        if let Some(p) = &mut self.plain {
+            if p.len() + buf.len() > PLAIN_KEEP {
+                self.plain = None;
+            } else {
+                p.extend_from_slice(buf);
+            }
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Compression level: the fast end. At 10,000 accounts the text is 65 MB and is
+/// re-compressed whenever a poll changed something; level 1 keeps that short.
+fn level() -> Compression {
+    Compression::fast()
+}
+
+impl Exposition {
+    /// Wrap `registry`; process metrics come from a registry of their own.
+    pub fn new(registry: Registry) -> Arc<Self> {
+        let process = prometheus::Registry::new();
+        let pc = prometheus::process_collector::ProcessCollector::for_self();
+        if !pc.desc().is_empty() {
+            let _ = process.register(Box::new(pc));
+        }
+        Arc::new(Exposition {
+            registry,
+            process,
+            cache: RwLock::new(Arc::new(Snapshot::empty())),
+            rebuild: Mutex::new(()),
+            encodes: AtomicU64::new(0),
+        })
+    }
+
+    /// The registry collectors and self-metrics live in.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Force the next scrape to re-encode. Writes to the registry already do; this is
+    /// for changes the registry cannot see.
+    pub fn mark_dirty(&self) {
+        self.registry.touch();
+    }
+
+    /// How many times the registry's text has been encoded and compressed.
+    pub fn encodes(&self) -> u64 {
+        self.encodes.load(Ordering::Relaxed)
+    }
+
+    /// The current exposition text (Prometheus text format 0.0.4). Shared bytes when the
+    /// plain text is kept; otherwise inflated into a new buffer.
+    pub fn render(&self) -> Bytes {
+        let snapshot = self.snapshot();
+        if let Some(p) = snapshot.plain() {
+            return p;
+        }
+        let mut out = Vec::with_capacity(snapshot.plain_len());
+        for chunk in snapshot.plain_chunks() {
+            match chunk {
+                Ok(c) => out.extend_from_slice(&c),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot inflate the cached exposition");
+                    break;
+                }
+            }
+        }
+        Bytes::from(out)
+    }
+
+    /// The current exposition, encoded at most once per change.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        {
+            let c = self.cache.read().unwrap_or_else(|e| e.into_inner());
+            if self.fresh(&c) == (true, true) {
+                return c.clone();
+            }
+        }
+        // One scrape rebuilds; concurrent ones wait for it and then share its result.
+        let _rebuilding = self.rebuild.lock().unwrap_or_else(|e| e.into_inner());
+        let old = self.cache.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let (main_fresh, process_fresh) = self.fresh(&old);
+        if main_fresh && process_fresh {
+            return old;
+        }
+        let generation = self.registry.generation();
+        let (main_deflate, main_crc, main_len, main_plain) = if main_fresh {
+            let main_plain = old.plain.as_ref().map(|p| p.slice(..old.main_len));
+            (
+                old.main_deflate.clone(),
+                old.main_crc.clone(),
+                old.main_len,
+                main_plain,
+            )
+        } else {
+            self.encode_main(old.main_deflate.len())
+        };
+        let (process_plain, process_deflate, process_at) = if process_fresh {
+            (
+                old.process_plain.clone(),
+                old.process_deflate.clone(),
+                old.process_at,
+            )
+        } else {
+            let plain = self.encode_process();
+            let mut deflate = DeflateEncoder::new(Vec::with_capacity(1024), level());
+            let _ = deflate.write_all(&plain);
+            let deflate = deflate.finish().unwrap_or_default();
+            (plain, Bytes::from(deflate), Some(Instant::now()))
+        };
+        let mut crc = main_crc.clone();
+        crc.update(&process_plain);
+        let total = main_len + process_plain.len();
+        let mut trailer = [0; 8];
+        trailer[..4].copy_from_slice(&crc.finalize().to_le_bytes());
+        trailer[4..].copy_from_slice(&(total as u32).to_le_bytes());
+        let plain = main_plain.map(|m| {
+            let mut p = Vec::with_capacity(total);
+            p.extend_from_slice(&m);
+            p.extend_from_slice(&process_plain);
+            Bytes::from(p)
+        });
+        let snapshot = Arc::new(Snapshot {
+            main_deflate,
+            main_crc,
+            main_len,
+            plain,
+            process_plain,
+            process_deflate,
+            trailer,
+            generation: if main_fresh {
+                old.generation
+            } else {
+                Some(generation)
+            },
+            process_at,
+        });
+        drop(old);
+        *self.cache.write().unwrap_or_else(|e| e.into_inner()) = snapshot.clone();
+        snapshot
+    }
+
+    /// Encode and compress the registry's text: (deflate, CRC, length, plain if small).
+    fn encode_main(&self, previous: usize) -> (Bytes, crc32fast::Hasher, usize, Option<Bytes>) {
+        self.encodes.fetch_add(1, Ordering::Relaxed);
+        // Room for the previous size plus a little growth, so that the buffer is not
+        // doubled (and half wasted) on the way.
+        let capacity = previous + previous / 16 + 4096;
+        let mut tee = Tee {
+            deflate: DeflateEncoder::new(Vec::with_capacity(capacity), level()),
+            crc: crc32fast::Hasher::new(),
+            len: 0,
+            plain: Some(Vec::new()),
+        };
+        // Writing to memory fails only on a compressor bug; the text is then cut short.
+        if let Err(e) = self.registry.write_to(&mut tee) {
+            tracing::error!(error = %e, "cannot compress the exposition");
+        }
+        // A sync flush ends the stream on a byte boundary without finishing it, so
+        // that the process metrics' stream can follow.
+        if let Err(e) = tee.deflate.flush() {
+            tracing::error!(error = %e, "cannot compress the exposition");
+        }
+        let mut deflate = std::mem::take(tee.deflate.get_mut());
+        if deflate.capacity() > deflate.len() + deflate.len() / 8 + 4096 {
+            deflate.shrink_to_fit();
+        }
+        (
+            Bytes::from(deflate),
+            tee.crc,
+            tee.len,
+            tee.plain.map(Bytes::from),
+        )
+    }
+
+    /// Whether the cached registry text and the cached process text are current.
+    fn fresh(&self, c: &Snapshot) -> (bool, bool) {
+        (
+            c.generation == Some(self.registry.generation()),
+            c.process_at.is_some_and(|t| t.elapsed() < PROCESS_TTL),
+        )
+    }
+
+    fn encode_process(&self) -> Bytes {
+        let mut buf = Vec::with_capacity(2048);
+        if let Err(e) = TextEncoder::new().encode(&self.process.gather(), &mut buf) {
+            tracing::error!(error = %e, "cannot encode process metrics");
+        }
+        Bytes::from(buf)
+    }
+}
