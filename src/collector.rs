@@ -7,6 +7,8 @@ use futures_util::future::BoxFuture;
 use secrecy::SecretString;
 use tokio::time::Instant;
 
+use crate::metrics::GaugeFamily;
+
 /// Why one collection attempt failed. Each variant maps to exactly one `reason` label.
 ///
 /// Messages never carry a secret: they are built from status codes, vendor error
@@ -95,18 +97,25 @@ pub trait Collector: Send + 'static {
     /// end before `deadline` (the start of the next attempt). On error nothing is
     /// written, so the last good values stay exported.
     fn collect(&mut self, deadline: Instant) -> BoxFuture<'_, Result<(), CollectError>>;
-    /// Remove every series this collector exports (data went stale, or the account
-    /// was removed from the configuration).
-    fn clear(&mut self);
-    /// How many series this collector exports now, for the status page; `None` when
-    /// the collector cannot tell.
-    fn series(&self) -> Option<usize> {
-        None
-    }
+    /// Every gauge family this collector writes; its series are the account's ones
+    /// in them.
+    fn families(&self) -> Vec<&GaugeFamily>;
     /// Every secret value this collector sends or holds right now (tokens, client
     /// secrets, issued access and refresh tokens), so that an upstream error message
     /// that echoes one back can be redacted before it is shown or logged.
-    fn secrets(&self) -> Vec<SecretString> {
-        Vec::new()
+    fn secrets(&self) -> Vec<SecretString>;
+    /// Remove every series this collector exports (data went stale, or the account
+    /// was removed from the configuration).
+    fn clear(&mut self) {
+        for family in self.families() {
+            family.clear(self.account());
+        }
+    }
+    /// How many series this collector exports now, for the status page.
+    fn series(&self) -> usize {
+        self.families()
+            .iter()
+            .map(|f| f.count(self.account()))
+            .sum()
     }
 }

@@ -206,7 +206,7 @@ async fn run(
                 m.last_success.with_label_values(&labels).set(unix_now());
                 last_success = Some(Instant::now());
                 exported = true;
-                row.succeeded(started_wall, elapsed, collector.series());
+                row.succeeded(started_wall, elapsed, Some(collector.series()));
                 tracing::debug!(collector = name, account = %account, duration_seconds = elapsed.as_secs_f64(), "collection succeeded");
             }
             Err(e) => {
@@ -235,7 +235,7 @@ async fn run(
                     exported = false;
                 }
                 let stale = last_success.is_some() && !exported;
-                row.failed(started_wall, elapsed, info, stale, collector.series());
+                row.failed(started_wall, elapsed, info, stale, Some(collector.series()));
             }
         }
         row.scheduled(wall_clock(next), note);

@@ -114,8 +114,11 @@ impl Collector for MeterCollector {
         }
         .boxed()
     }
-    fn clear(&mut self) {
-        self.level.clear(&self.account);
+    fn families(&self) -> Vec<&GaugeFamily> {
+        vec![&self.level]
+    }
+    fn secrets(&self) -> Vec<secrecy::SecretString> {
+        Vec::new()
     }
 }
 

@@ -19,6 +19,7 @@ use super::config::ApplicationThresholds;
 use super::metrics::AcedataMetrics;
 use super::model::{to_f64, Application};
 use crate::collector::{CollectError, Collector};
+use crate::metrics::GaugeFamily;
 
 /// `limit` of each page request.
 pub const PAGE_SIZE: u64 = 100;
@@ -184,26 +185,9 @@ impl Collector for ApplicationsCollector {
         .boxed()
     }
 
-    fn clear(&mut self) {
-        for f in self.families() {
-            f.clear(&self.account);
-        }
-    }
-
-    fn series(&self) -> Option<usize> {
-        Some(self.families().iter().map(|f| f.count(&self.account)).sum())
-    }
-
-    fn secrets(&self) -> Vec<secrecy::SecretString> {
-        self.client.secrets()
-    }
-}
-
-impl ApplicationsCollector {
-    /// Every family this collector writes.
-    fn families(&self) -> [&crate::metrics::GaugeFamily; 10] {
+    fn families(&self) -> Vec<&GaugeFamily> {
         let m = &self.metrics;
-        [
+        vec![
             &m.application_remaining,
             &m.application_used,
             &m.application_disabled,
@@ -216,7 +200,13 @@ impl ApplicationsCollector {
             &m.application_threshold,
         ]
     }
+
+    fn secrets(&self) -> Vec<secrecy::SecretString> {
+        self.client.secrets()
+    }
 }
+
+impl ApplicationsCollector {}
 
 #[cfg(test)]
 mod tests {

@@ -10,6 +10,7 @@ use super::client::AcedataClient;
 use super::metrics::AcedataMetrics;
 use super::model::{to_f64, Balance};
 use crate::collector::{CollectError, Collector};
+use crate::metrics::GaugeFamily;
 
 /// Polls `POST /api/v1/balances/initialize/`.
 pub struct BalanceCollector {
@@ -58,14 +59,14 @@ impl Collector for BalanceCollector {
         .boxed()
     }
 
-    fn clear(&mut self) {
-        for f in self.families() {
-            f.clear(&self.account);
-        }
-    }
-
-    fn series(&self) -> Option<usize> {
-        Some(self.families().iter().map(|f| f.count(&self.account)).sum())
+    fn families(&self) -> Vec<&GaugeFamily> {
+        let m = &self.metrics;
+        vec![
+            &m.credits,
+            &m.package_amount,
+            &m.package_price,
+            &m.balance_updated,
+        ]
     }
 
     fn secrets(&self) -> Vec<secrecy::SecretString> {
@@ -73,15 +74,4 @@ impl Collector for BalanceCollector {
     }
 }
 
-impl BalanceCollector {
-    /// Every family this collector writes.
-    fn families(&self) -> [&crate::metrics::GaugeFamily; 4] {
-        let m = &self.metrics;
-        [
-            &m.credits,
-            &m.package_amount,
-            &m.package_price,
-            &m.balance_updated,
-        ]
-    }
-}
+impl BalanceCollector {}

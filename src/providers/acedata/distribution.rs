@@ -11,6 +11,7 @@ use super::client::AcedataClient;
 use super::metrics::AcedataMetrics;
 use super::model::{to_f64, Level, Status};
 use crate::collector::{CollectError, Collector};
+use crate::metrics::GaugeFamily;
 
 /// Polls the distribution status (and the levels, for the spend remaining to the
 /// next level). Initializes a missing status once when configured to.
@@ -56,18 +57,6 @@ impl StatusCollector {
         }
     }
 
-    /// Every family this collector writes.
-    fn families(&self) -> [&crate::metrics::GaugeFamily; 5] {
-        let m = &self.metrics;
-        [
-            &m.level,
-            &m.commission_ratio,
-            &m.invitee_spend,
-            &m.reward,
-            &m.next_level_remaining,
-        ]
-    }
-
     async fn fetch(&mut self, client: &AcedataClient) -> Result<Option<Status>, CollectError> {
         let mut page = client.statuses().await?;
         let empty = page.count == Some(0) || page.items.is_empty();
@@ -108,12 +97,15 @@ impl Collector for StatusCollector {
         .boxed()
     }
 
-    fn clear(&mut self) {
-        self.clear_status();
-    }
-
-    fn series(&self) -> Option<usize> {
-        Some(self.families().iter().map(|f| f.count(&self.account)).sum())
+    fn families(&self) -> Vec<&GaugeFamily> {
+        let m = &self.metrics;
+        vec![
+            &m.level,
+            &m.commission_ratio,
+            &m.invitee_spend,
+            &m.reward,
+            &m.next_level_remaining,
+        ]
     }
 
     fn secrets(&self) -> Vec<secrecy::SecretString> {
@@ -166,14 +158,11 @@ impl Collector for LevelsCollector {
         .boxed()
     }
 
-    fn clear(&mut self) {
-        self.metrics.level_threshold.clear(&self.account);
-        self.metrics.level_commission_ratio.clear(&self.account);
-    }
-
-    fn series(&self) -> Option<usize> {
-        let m = &self.metrics;
-        Some(m.level_threshold.count(&self.account) + m.level_commission_ratio.count(&self.account))
+    fn families(&self) -> Vec<&GaugeFamily> {
+        vec![
+            &self.metrics.level_threshold,
+            &self.metrics.level_commission_ratio,
+        ]
     }
 
     fn secrets(&self) -> Vec<secrecy::SecretString> {

@@ -23,6 +23,7 @@ use super::client::AcedataClient;
 use super::metrics::AcedataMetrics;
 use super::model::{to_f64, HistoryRecord};
 use crate::collector::{CollectError, Collector};
+use crate::metrics::GaugeFamily;
 
 /// Aggregates of one validity class.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -454,14 +455,14 @@ impl Collector for HistoryCollector {
         .boxed()
     }
 
-    fn clear(&mut self) {
-        for f in self.families() {
-            f.clear(&self.account);
-        }
-    }
-
-    fn series(&self) -> Option<usize> {
-        Some(self.families().iter().map(|f| f.count(&self.account)).sum())
+    fn families(&self) -> Vec<&GaugeFamily> {
+        let m = &self.metrics;
+        vec![
+            &m.history_records,
+            &m.history_reward,
+            &m.history_order_amount,
+            &m.history_last_record,
+        ]
     }
 
     fn secrets(&self) -> Vec<secrecy::SecretString> {
@@ -469,18 +470,7 @@ impl Collector for HistoryCollector {
     }
 }
 
-impl HistoryCollector {
-    /// Every family this collector writes.
-    fn families(&self) -> [&crate::metrics::GaugeFamily; 4] {
-        let m = &self.metrics;
-        [
-            &m.history_records,
-            &m.history_reward,
-            &m.history_order_amount,
-            &m.history_last_record,
-        ]
-    }
-}
+impl HistoryCollector {}
 
 #[cfg(test)]
 mod tests {

@@ -11,6 +11,7 @@ use super::metrics::YeastarMetrics;
 use super::model::BalanceInfo;
 use super::token::TokenManager;
 use crate::collector::{CollectError, Collector};
+use crate::metrics::GaugeFamily;
 
 /// Polls the account balance, renewing the access token as needed.
 pub struct BalanceCollector {
@@ -61,12 +62,8 @@ impl Collector for BalanceCollector {
         .boxed()
     }
 
-    fn clear(&mut self) {
-        self.metrics.balance.clear(&self.account);
-    }
-
-    fn series(&self) -> Option<usize> {
-        Some(self.metrics.balance.count(&self.account))
+    fn families(&self) -> Vec<&GaugeFamily> {
+        vec![&self.metrics.balance]
     }
 
     fn secrets(&self) -> Vec<secrecy::SecretString> {
