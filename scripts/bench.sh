@@ -54,7 +54,7 @@ if ((BUILD)); then
     # Two invocations: building the example pulls in dev-dependencies, whose features
     # would otherwise be unified into the exporter binary (and change its size).
     cargo build --release --locked --bin balance-exporter >&2
-    cargo build --release --locked --example balance-sim >&2
+    cargo build --release --locked --features test-control --example balance-sim >&2
     if [[ "$BENCH_MUSL" != 0 ]] && musl_available; then
         log "building the static musl binary"
         cargo build --release --locked --target "$MUSL_TARGET" --bin balance-exporter >&2

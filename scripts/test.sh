@@ -41,6 +41,16 @@ step "cargo build --release"
 cargo build --locked --release
 export BALANCE_EXPORTER_BIN="$PWD/target/release/balance-exporter"
 
+step "the release build carries no simulator test surface (feature test-control off)"
+cargo build --locked --release --message-format=json | python3 -c '
+import json, sys
+built = [m for m in map(json.loads, sys.stdin)
+         if m.get("reason") == "compiler-artifact"
+         and m["target"]["name"] in ("balance_exporter", "balance-exporter")]
+for m in built:
+    print(m["target"]["name"], "features:", m["features"])
+sys.exit(0 if built and all(not m["features"] for m in built) else 1)'
+
 step "end to end against an independent simulator (scripts/e2e)"
 python3 scripts/e2e/check.py "$BALANCE_EXPORTER_BIN"
 

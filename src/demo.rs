@@ -14,7 +14,7 @@ use crate::config::{Config, ConfigError};
 use crate::simulator::vendors::{
     DEMO_ACEDATA_TOKEN, DEMO_YEASTAR_CLIENT_ID, DEMO_YEASTAR_CLIENT_SECRET,
 };
-use crate::simulator::{Fault, Route, Simulator};
+use crate::simulator::{SimOptions, Simulator};
 
 /// Environment variable that breaks the demo on purpose (see the module documentation).
 pub const DEMO_FAULT_ENV: &str = "BALANCE_EXPORTER_DEMO_FAULT";
@@ -58,14 +58,15 @@ yeastar:
 /// Start the simulator on a free loopback port and return the configuration that
 /// polls it. Keep the simulator alive as long as the exporter runs.
 pub async fn start() -> Result<(Config, Simulator), Box<dyn std::error::Error + Send + Sync>> {
-    let sim = Simulator::start_demo(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
     let fault = std::env::var(DEMO_FAULT_ENV).unwrap_or_default();
+    let opts = SimOptions {
+        echo_credentials: fault == "yeastar-secret-echo",
+        ..SimOptions::demo()
+    };
+    let sim = Simulator::start_demo_with(SocketAddr::from(([127, 0, 0, 1], 0)), opts).await?;
     let config = match fault.as_str() {
         "" => config(&sim.base_url())?,
         "yeastar-secret" | "yeastar-secret-echo" => {
-            if fault == "yeastar-secret-echo" {
-                sim.inject_fault(Route::YeastarToken, Fault::EchoCredentials, None);
-            }
             tracing::warn!(fault = %fault, "demo broken on purpose: the Yeastar client secret is wrong");
             config_with_secret(&sim.base_url(), DEMO_WRONG_CLIENT_SECRET)?
         }

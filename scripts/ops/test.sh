@@ -339,7 +339,7 @@ prom_value() {
 # account arrives exactly once.
 check_live_shards() {
   local sim_bin=${SIM_BIN:-target/debug/examples/balance-sim}
-  [[ -x $sim_bin ]] || cargo build --locked --example balance-sim
+  [[ -x $sim_bin ]] || cargo build --locked --features test-control --example balance-sim
   pids=()
   trap stop_live_processes EXIT
   local dir=$work/shards i port prometheus_port targets="" accounts=220

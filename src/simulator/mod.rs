@@ -24,10 +24,8 @@ pub mod yeastar;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -49,9 +47,6 @@ pub use route::{Fault, Route};
 
 use reply::Reply;
 use vendor::Vendor;
-
-/// How many requests the request log keeps (the most recent ones).
-pub const REQUEST_LOG_CAPACITY: usize = 4096;
 
 /// Largest request body read; anything beyond is treated as an empty body.
 const MAX_REQUEST_BODY: usize = 64 * 1024;
@@ -100,49 +95,21 @@ impl RecordedRequest {
     }
 }
 
-#[derive(Debug)]
-struct ActiveFault {
-    fault: Fault,
-    remaining: Option<u32>,
-}
-
 struct State {
     opts: SimOptions,
     vendors: Vec<Box<dyn Vendor>>,
-    faults: HashMap<Route, VecDeque<ActiveFault>>,
-    log: VecDeque<RecordedRequest>,
-    last: HashMap<Route, RecordedRequest>,
 }
 
 struct Shared {
     state: Mutex<State>,
-    /// Requests per route; the map is complete from the start, so it is read unlocked.
-    counts: HashMap<Route, AtomicU64>,
-    unmatched: AtomicU64,
-    in_flight: AtomicUsize,
-    max_in_flight: AtomicUsize,
+    /// Counts, logs and faults: the test surface (see [`control`]).
+    recorder: control::Recorder,
 }
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panicking test thread must not take the simulator down with it.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-struct InFlight<'a>(&'a Shared);
-
-impl<'a> InFlight<'a> {
-    fn enter(shared: &'a Shared) -> InFlight<'a> {
-        let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-        shared.max_in_flight.fetch_max(now, Ordering::SeqCst);
-        InFlight(shared)
-    }
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -197,14 +164,8 @@ impl Simulator {
             state: Mutex::new(State {
                 opts,
                 vendors: vendors::all(),
-                faults: HashMap::new(),
-                log: VecDeque::new(),
-                last: HashMap::new(),
             }),
-            counts: Route::all().map(|r| (r, AtomicU64::new(0))).collect(),
-            unmatched: AtomicU64::new(0),
-            in_flight: AtomicUsize::new(0),
-            max_in_flight: AtomicUsize::new(0),
+            recorder: control::Recorder::new(),
         });
         let cancel = CancellationToken::new();
         let task = tokio::spawn(serve(listener, shared.clone(), cancel.clone()));
@@ -311,7 +272,7 @@ async fn handle(
     shared: Arc<Shared>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
-    let _in_flight = InFlight::enter(&shared);
+    let _in_flight = shared.recorder.enter();
     let route = Route::from_path(req.uri().path());
     let mut recorded = RecordedRequest {
         route,
@@ -330,22 +291,8 @@ async fn handle(
         .unwrap_or_default();
     recorded.body = String::from_utf8_lossy(&body).into_owned();
 
-    match route {
-        Some(route) => shared.counts[&route].fetch_add(1, Ordering::SeqCst),
-        None => shared.unmatched.fetch_add(1, Ordering::SeqCst),
-    };
-    let (latency, fault) = {
-        let mut state = shared.lock();
-        if state.log.len() >= REQUEST_LOG_CAPACITY {
-            state.log.pop_front();
-        }
-        state.log.push_back(recorded.clone());
-        if let Some(route) = route {
-            state.last.insert(route, recorded.clone());
-        }
-        let fault = route.and_then(|r| take_fault(&mut state, r));
-        (state.opts.latency, fault)
-    };
+    let fault = shared.recorder.record(&recorded);
+    let latency = shared.lock().opts.latency;
 
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
@@ -367,19 +314,6 @@ async fn handle(
         dispatch(&mut state, route, &recorded, &body)
     };
     Ok(reply.into_response())
-}
-
-fn take_fault(state: &mut State, route: Route) -> Option<Fault> {
-    let queue = state.faults.get_mut(&route)?;
-    let active = queue.front_mut()?;
-    let fault = active.fault.clone();
-    if let Some(remaining) = active.remaining.as_mut() {
-        *remaining -= 1;
-        if *remaining == 0 {
-            queue.pop_front();
-        }
-    }
-    Some(fault)
 }
 
 fn vendor_of(state: &mut State, route: Route) -> &mut dyn Vendor {

@@ -53,6 +53,9 @@ pub struct SimOptions {
     pub history_interval: Duration,
     /// Packages of new Ace Data Cloud accounts (default: the seed's single package).
     pub packages: Vec<SimPackage>,
+    /// The Yeastar token endpoint repeats the credential it was sent in its error, as a
+    /// careless upstream might (for trying the status page's redaction in `--demo`).
+    pub echo_credentials: bool,
 }
 
 impl Default for SimOptions {
@@ -70,6 +73,7 @@ impl Default for SimOptions {
             max_page_size: None,
             history_interval: Duration::from_secs(30),
             packages: vec![SimPackage::seed()],
+            echo_credentials: false,
         }
     }
 }

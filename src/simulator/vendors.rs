@@ -32,7 +32,12 @@ impl Simulator {
     /// [`DEMO_ACEDATA_TOKEN`] and the client [`DEMO_YEASTAR_CLIENT_ID`] /
     /// [`DEMO_YEASTAR_CLIENT_SECRET`] registered.
     pub async fn start_demo(addr: SocketAddr) -> std::io::Result<Simulator> {
-        let sim = Simulator::start_on(addr, SimOptions::demo()).await?;
+        Simulator::start_demo_with(addr, SimOptions::demo()).await
+    }
+
+    /// [`Simulator::start_demo`] with other options.
+    pub async fn start_demo_with(addr: SocketAddr, opts: SimOptions) -> std::io::Result<Simulator> {
+        let sim = Simulator::start_on(addr, opts).await?;
         sim.add_acedata_account(DEMO_ACEDATA_TOKEN);
         sim.add_yeastar_client(DEMO_YEASTAR_CLIENT_ID, DEMO_YEASTAR_CLIENT_SECRET);
         Ok(sim)

@@ -107,6 +107,9 @@ impl Vendor for YeastarSim {
         opts: &SimOptions,
     ) -> Reply {
         match route {
+            Route::YeastarToken if opts.echo_credentials => {
+                self.fault(route, &Fault::EchoCredentials, req)
+            }
             Route::YeastarToken => self.state.token(opts, body),
             _ => self.state.balance(
                 opts,
