@@ -326,7 +326,16 @@ impl<K: Key> FamilyOps for Family<K> {
         let Some(id) = symbols.find(account) else {
             return 0;
         };
-        map.keys().filter(|k| k.symbols()[account_at] == id).count()
+        if account_at == 0 {
+            // The account's series are one range (see `replace`): counting them costs
+            // the account's own series, not the whole family's.
+            let from = K::from_symbols(std::iter::once(id));
+            map.range(from..)
+                .take_while(|(k, _)| k.symbols()[0] == id)
+                .count()
+        } else {
+            map.keys().filter(|k| k.symbols()[account_at] == id).count()
+        }
     }
 
     fn encode(&self, out: &mut Vec<u8>, flush: &mut dyn FnMut(&mut Vec<u8>)) {
