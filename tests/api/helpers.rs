@@ -87,6 +87,15 @@ impl TestApp {
         r.text().await.unwrap()
     }
 
+    /// `POST /-/reload`.
+    pub async fn reload(&self) -> reqwest::Response {
+        self.http
+            .post(format!("{}/-/reload", self.address))
+            .send()
+            .await
+            .expect("exporter answers")
+    }
+
     /// Parsed samples of `/metrics`.
     pub async fn samples(&self) -> Samples {
         Samples::parse(&self.metrics().await)

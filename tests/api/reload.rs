@@ -23,12 +23,7 @@ async fn reload_applies_a_valid_config_and_rejects_an_invalid_one() {
         sim.base_url()
     );
     std::fs::write(&path, new).unwrap();
-    let r = app
-        .http
-        .post(format!("{}/-/reload", app.address))
-        .send()
-        .await
-        .unwrap();
+    let r = app.reload().await;
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     let s = app.samples().await;
     assert!(!s.has_metric("yeastar_account_balance"), "{}", s.text);
@@ -45,12 +40,7 @@ async fn reload_applies_a_valid_config_and_rejects_an_invalid_one() {
 
     // An invalid file is rejected with its problems; polling goes on.
     std::fs::write(&path, "acedata:\n  - name: main\n    tokn: x\n").unwrap();
-    let r = app
-        .http
-        .post(format!("{}/-/reload", app.address))
-        .send()
-        .await
-        .unwrap();
+    let r = app.reload().await;
     assert_eq!(r.status(), 400);
     let body = r.text().await.unwrap();
     assert!(body.contains("acedata[0].tokn: unknown key"), "{body}");

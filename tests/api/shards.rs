@@ -67,7 +67,7 @@ async fn a_shard_polls_only_its_accounts_also_after_a_reload() {
     };
     let mine = check(30, &app.samples().await);
     // The status page names the shard, and lists only this shard's accounts.
-    let status: serde_json::Value = app.get("/status?format=json").await.json().await.unwrap();
+    let status = app.status_json("").await;
     assert_eq!(status["shard"]["ordinal"], 1, "{status:#}");
     assert_eq!(status["shard"]["total"], 3, "{status:#}");
     assert_eq!(
@@ -93,12 +93,7 @@ async fn a_shard_polls_only_its_accounts_also_after_a_reload() {
 
     // Ten more accounts; the reloaded configuration is split the same way.
     std::fs::write(&path, config(&sim.base_url(), 40)).unwrap();
-    let r = app
-        .http
-        .post(format!("{}/-/reload", app.address))
-        .send()
-        .await
-        .unwrap();
+    let r = app.reload().await;
     assert_eq!(r.status(), 200);
     let mine40: Vec<usize> = (0..40)
         .filter(|i| shard_of("acedata", &format!("acc-{i}"), 3) == 1)

@@ -287,12 +287,7 @@ async fn the_header_shows_a_rejected_reload_with_its_problems() {
     assert!(v["last_reload"].is_null());
 
     std::fs::write(&path, "acedata:\n  - name: main\n    tokn: x\n").unwrap();
-    let r = app
-        .http
-        .post(format!("{}/-/reload", app.address))
-        .send()
-        .await
-        .unwrap();
+    let r = app.reload().await;
     assert_eq!(r.status(), 400);
     let v = app.status_json("").await;
     assert_eq!(v["last_reload"]["ok"], false);
@@ -316,12 +311,7 @@ async fn the_header_shows_a_rejected_reload_with_its_problems() {
         ),
     )
     .unwrap();
-    let r = app
-        .http
-        .post(format!("{}/-/reload", app.address))
-        .send()
-        .await
-        .unwrap();
+    let r = app.reload().await;
     assert_eq!(r.status(), 200);
     let v = app.status_json("").await;
     assert_eq!(v["last_reload"]["ok"], true);
