@@ -1,7 +1,6 @@
 //! Build the exporter from settings — registry, collectors, scheduler, server — and
 //! run it until a shutdown future resolves. Also handles reloads.
 
-use std::collections::HashSet;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,7 +13,7 @@ use crate::config::{Config, ConfigError};
 use crate::listen::{Listen, ListenError};
 use crate::metrics::{Exposition, Registry, SelfMetrics};
 use crate::provider::{self, Provider, ProviderMetrics};
-use crate::scheduler::{Readiness, Scheduler, Shared};
+use crate::scheduler::{self, Readiness, Scheduled, Scheduler, Shared};
 use crate::server::{self, ReloadRequest, ServerLimits, ServerState};
 use crate::shard::Shard;
 use crate::status::StatusBoard;
@@ -264,12 +263,14 @@ struct Running {
 }
 
 impl Running {
-    fn start(
+    /// The collectors of `config` (this shard's accounts) and the concurrency bound;
+    /// the self-metrics of the configuration are set.
+    fn prepare(
         mut config: Config,
         shard: Shard,
         providers: &ProviderMetrics,
         shared: &Shared,
-    ) -> Running {
+    ) -> (Vec<Scheduled>, usize) {
         let configured = config.account_count();
         // Accounts of other shards are dropped here: no collector, no series, no
         // threshold, no upstream call.
@@ -297,8 +298,18 @@ impl Running {
             "starting collectors"
         );
         shared.exposition.mark_dirty();
+        (collectors, config.max_concurrent_requests)
+    }
+
+    fn start(
+        config: Config,
+        shard: Shard,
+        providers: &ProviderMetrics,
+        shared: &Shared,
+    ) -> Running {
+        let (collectors, max_concurrent) = Running::prepare(config, shard, providers, shared);
         Running {
-            scheduler: Scheduler::start(collectors, shared, config.max_concurrent_requests),
+            scheduler: Scheduler::start(collectors, shared, max_concurrent),
         }
     }
 
@@ -312,8 +323,11 @@ impl Running {
         shared: &Shared,
     ) -> Running {
         let old = self.scheduler.stop().await;
-        let next = Running::start(config, shard, providers, shared);
-        let kept: HashSet<(String, String)> = next.keys();
+        let (collectors, max_concurrent) = Running::prepare(config, shard, providers, shared);
+        let kept = scheduler::keys(&collectors);
+        let next = Running {
+            scheduler: Scheduler::start(collectors, shared, max_concurrent),
+        };
         for mut c in old {
             let key = (c.name().to_string(), c.account().to_string());
             if !kept.contains(&key) {
@@ -324,10 +338,6 @@ impl Running {
         }
         shared.exposition.mark_dirty();
         next
-    }
-
-    fn keys(&self) -> HashSet<(String, String)> {
-        self.scheduler.keys()
     }
 }
 

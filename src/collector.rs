@@ -86,8 +86,8 @@ impl CollectError {
 ///
 /// A collector owns whatever state it needs between attempts (for example the
 /// commission-history sync marker), which is why `collect` takes `&mut self`.
-/// Each collector is driven by its own scheduler task, so one failing collector
-/// never stops another.
+/// Each attempt runs in a task of its own ([`crate::scheduler`]), so one failing (or
+/// panicking) collector never stops another.
 pub trait Collector: Send + 'static {
     /// The `collector` label, e.g. `acedata_balance`.
     fn name(&self) -> &'static str;
