@@ -270,10 +270,25 @@ impl Exposition {
         }
         // One scrape rebuilds; concurrent ones wait for it and then share its result.
         let _rebuilding = self.rebuild.lock().unwrap_or_else(|e| e.into_inner());
-        let old = self.cache.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let mut old = self.cache.read().unwrap_or_else(|e| e.into_inner()).clone();
         let (main_fresh, process_fresh) = self.fresh(&old);
         if main_fresh && process_fresh {
             return old;
+        }
+        let previous = old.main_deflate.len();
+        if !main_fresh {
+            // The registry's old text is about to be replaced: let it go now rather
+            // than hold two compressed bodies at once (6.5 MB each at 10,000
+            // accounts). Scrapes that come meanwhile find nothing fresh and wait on
+            // `rebuild`; those still sending the old body keep their own reference.
+            let kept = Arc::new(Snapshot {
+                process_plain: old.process_plain.clone(),
+                process_deflate: old.process_deflate.clone(),
+                process_at: old.process_at,
+                ..Snapshot::empty()
+            });
+            *self.cache.write().unwrap_or_else(|e| e.into_inner()) = kept.clone();
+            old = kept;
         }
         let generation = self.registry.generation();
         let (main_deflate, main_crc, main_len, main_plain) = if main_fresh {
@@ -285,7 +300,7 @@ impl Exposition {
                 main_plain,
             )
         } else {
-            self.encode_main(old.main_deflate.len())
+            self.encode_main(previous)
         };
         let (process_plain, process_deflate, process_at) = if process_fresh {
             (

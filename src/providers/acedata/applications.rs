@@ -29,7 +29,7 @@ const PASS_ATTEMPTS: usize = 3;
 
 /// Polls `GET /api/v1/applications/`.
 pub struct ApplicationsCollector {
-    pub(super) account: String,
+    pub(super) account: Arc<str>,
     pub(super) client: AcedataClient,
     pub(super) metrics: Arc<AcedataMetrics>,
     pub(super) thresholds: ApplicationThresholds,
@@ -99,7 +99,7 @@ impl ApplicationsCollector {
     /// I/O.
     pub fn update(&self, apps: &[Application]) {
         let m = &self.metrics;
-        let a = self.account.as_str();
+        let a = &*self.account;
         let key = |app: &Application| vec![app.id.clone(), app.service_label().to_string()];
         let per_app = |value: fn(&Application) -> Option<f64>| {
             apps.iter()

@@ -14,7 +14,7 @@ use crate::metrics::GaugeFamily;
 
 /// Polls `POST /api/v1/balances/initialize/`.
 pub struct BalanceCollector {
-    pub(super) account: String,
+    pub(super) account: Arc<str>,
     pub(super) client: AcedataClient,
     pub(super) metrics: Arc<AcedataMetrics>,
 }
@@ -23,7 +23,7 @@ impl BalanceCollector {
     /// Write a parsed balance to the gauges; no I/O.
     pub fn update(&self, b: &Balance) {
         let m = &self.metrics;
-        let a = self.account.as_str();
+        let a = &*self.account;
         m.credits.set(a, to_f64(b.credits));
         m.package_amount.replace(
             a,

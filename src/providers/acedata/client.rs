@@ -12,21 +12,26 @@ use crate::collector::CollectError;
 use crate::secret::Secret;
 use crate::upstream::Upstream;
 
-/// A client for one account. Cheap to clone.
+/// A client for one account. Cheap to clone: an account's collectors share one.
 #[derive(Clone)]
 pub struct AcedataClient {
-    upstream: Upstream,
-    base_url: Arc<str>,
-    token: Arc<Secret>,
-    user_id: Option<Arc<str>>,
-    timeout: Duration,
+    account: Arc<AccountClient>,
     deadline: Option<Instant>,
+}
+
+/// What every request of one account needs.
+struct AccountClient {
+    upstream: Upstream,
+    base_url: Box<str>,
+    token: Secret,
+    user_id: Option<Box<str>>,
+    timeout: Duration,
 }
 
 impl AcedataClient {
     /// The platform token as it is sent now (for redacting error messages), if readable.
     pub fn secrets(&self) -> Vec<secrecy::SecretString> {
-        self.token.get().into_iter().collect()
+        self.account.token.get().into_iter().collect()
     }
 
     /// A client for the account at `base_url` (no trailing slash).
@@ -38,11 +43,13 @@ impl AcedataClient {
         timeout: Duration,
     ) -> Self {
         AcedataClient {
-            upstream,
-            base_url: base_url.trim_end_matches('/').into(),
-            token: Arc::new(token),
-            user_id: user_id.map(Into::into),
-            timeout,
+            account: Arc::new(AccountClient {
+                upstream,
+                base_url: base_url.trim_end_matches('/').into(),
+                token,
+                user_id: user_id.map(Into::into),
+                timeout,
+            }),
             deadline: None,
         }
     }
@@ -63,6 +70,7 @@ impl AcedataClient {
         query: &[(&str, String)],
     ) -> Result<bytes::Bytes, CollectError> {
         let token = self
+            .account
             .token
             .current()
             .await
@@ -70,8 +78,9 @@ impl AcedataClient {
                 status: 0,
                 detail: format!("no platform token: {e}"),
             })?;
-        let url = format!("{}{path}", self.base_url);
+        let url = format!("{}{path}", self.account.base_url);
         let mut request = self
+            .account
             .upstream
             .client()
             .request(method, url)
@@ -80,13 +89,14 @@ impl AcedataClient {
         if !query.is_empty() {
             request = request.query(query);
         }
-        self.upstream
-            .send(request, self.timeout, self.deadline)
+        self.account
+            .upstream
+            .send(request, self.account.timeout, self.deadline)
             .await
     }
 
     fn list_query(&self, mut q: Vec<(&'static str, String)>) -> Vec<(&'static str, String)> {
-        if let Some(u) = &self.user_id {
+        if let Some(u) = &self.account.user_id {
             q.push(("user_id", u.to_string()));
         }
         q
@@ -153,7 +163,7 @@ impl AcedataClient {
         limit: u64,
         offset: u64,
     ) -> Result<(u64, Vec<Application>), CollectError> {
-        let user_id = self.user_id.as_deref().unwrap_or("me").to_string();
+        let user_id = self.account.user_id.as_deref().unwrap_or("me").to_string();
         let q = [
             ("user_id", user_id),
             ("limit", limit.to_string()),

@@ -16,7 +16,7 @@ use crate::metrics::GaugeFamily;
 /// Polls the distribution status (and the levels, for the spend remaining to the
 /// next level). Initializes a missing status once when configured to.
 pub struct StatusCollector {
-    pub(super) account: String,
+    pub(super) account: Arc<str>,
     pub(super) client: AcedataClient,
     pub(super) metrics: Arc<AcedataMetrics>,
     pub(super) initialize: bool,
@@ -42,7 +42,7 @@ impl StatusCollector {
             return;
         };
         let m = &self.metrics;
-        let a = self.account.as_str();
+        let a = &*self.account;
         m.level.set(a, s.level.level as f64);
         m.commission_ratio.set(a, s.level.percentage);
         m.invitee_spend.set(a, to_f64(s.price));
@@ -115,7 +115,7 @@ impl Collector for StatusCollector {
 
 /// Polls the table of distribution levels.
 pub struct LevelsCollector {
-    pub(super) account: String,
+    pub(super) account: Arc<str>,
     pub(super) client: AcedataClient,
     pub(super) metrics: Arc<AcedataMetrics>,
 }
@@ -124,7 +124,7 @@ impl LevelsCollector {
     /// Write the level table to the gauges; no I/O. Levels gone upstream disappear.
     pub fn update(&self, levels: &[Level]) {
         let m = &self.metrics;
-        let a = self.account.as_str();
+        let a = &*self.account;
         m.level_threshold.replace(
             a,
             levels

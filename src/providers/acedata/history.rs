@@ -411,7 +411,7 @@ impl HistorySync {
 
 /// Polls the commission history incrementally.
 pub struct HistoryCollector {
-    pub(super) account: String,
+    pub(super) account: Arc<str>,
     pub(super) client: AcedataClient,
     pub(super) metrics: Arc<AcedataMetrics>,
     pub(super) sync: HistorySync,

@@ -83,10 +83,12 @@ pub fn collectors(
         cfg.user_id.clone(),
         cfg.timing.timeout,
     );
+    // One copy of the name for all of the account's collectors.
+    let name: Arc<str> = cfg.name.as_str().into();
     cfg.collectors
         .iter()
         .map(|kind| -> Box<dyn Collector> {
-            let (account, client, metrics) = (cfg.name.clone(), client.clone(), metrics.clone());
+            let (account, client, metrics) = (name.clone(), client.clone(), metrics.clone());
             match kind {
                 CollectorKind::Balance => Box::new(balance::BalanceCollector {
                     account,
