@@ -109,9 +109,9 @@ impl Scheduler {
                 row.scheduled(wall_clock(first), None);
                 queue.push(Reverse((first, i)));
                 Some(Slot {
-                    phase: jitter(s.timing.interval, MAX_JITTER),
                     collector: s.collector,
-                    timing: s.timing,
+                    interval: s.timing.interval,
+                    max_staleness: s.timing.max_staleness,
                     row,
                     last_success: None,
                     first: true,
@@ -145,10 +145,9 @@ impl Scheduler {
 /// A collector between attempts, with what its schedule remembers.
 struct Slot {
     collector: Box<dyn Collector>,
-    timing: Timing,
+    interval: Duration,
+    max_staleness: Duration,
     row: TaskRow,
-    /// Added once, to the second attempt.
-    phase: Duration,
     last_success: Option<Instant>,
     /// The first attempt has not finished yet (readiness waits for it).
     first: bool,
@@ -255,9 +254,9 @@ fn unix_now() -> f64 {
 async fn attempt(slot: &mut Slot, shared: &Shared, cancel: &CancellationToken) -> Option<Instant> {
     let Slot {
         collector,
-        timing,
+        interval,
+        max_staleness,
         row,
-        phase,
         last_success,
         first,
         exported,
@@ -269,7 +268,7 @@ async fn attempt(slot: &mut Slot, shared: &Shared, cancel: &CancellationToken) -
     let started = Instant::now();
     let started_wall = SystemTime::now();
     // Retries inside the attempt must be over when the next attempt is due.
-    let deadline = started + timing.interval;
+    let deadline = started + *interval;
     let result = tokio::select! {
         _ = cancel.cancelled() => return None,
         r = collector.collect(deadline) => r,
@@ -278,7 +277,13 @@ async fn attempt(slot: &mut Slot, shared: &Shared, cancel: &CancellationToken) -
     m.duration
         .with_label_values(&labels)
         .set(elapsed.as_secs_f64());
-    let mut next = started + timing.interval + std::mem::take(phase);
+    // After the first attempt, a longer jitter shifts the ones that follow.
+    let phase = if *first {
+        jitter(*interval, MAX_JITTER)
+    } else {
+        Duration::ZERO
+    };
+    let mut next = started + *interval + phase;
     let mut note = None;
     match result {
         Ok(()) => {
@@ -308,9 +313,9 @@ async fn attempt(slot: &mut Slot, shared: &Shared, cancel: &CancellationToken) -
                     ));
                 }
             }
-            let stale = last_success.is_some_and(|t| t.elapsed() >= timing.max_staleness);
+            let stale = last_success.is_some_and(|t| t.elapsed() >= *max_staleness);
             if *exported && stale {
-                tracing::warn!(collector = name, account = %account, max_staleness = %humantime::format_duration(timing.max_staleness), "no success within max_staleness; removing the collector's series");
+                tracing::warn!(collector = name, account = %account, max_staleness = %humantime::format_duration(*max_staleness), "no success within max_staleness; removing the collector's series");
                 collector.clear();
                 *exported = false;
             }
