@@ -199,13 +199,19 @@ struct Header {
     shard: Option<Shard>,
 }
 
-type Key = (String, &'static str);
+/// The rows of one account, by collector name.
+type AccountRows = Vec<(&'static str, TaskRow)>;
 
 /// The shared state table: one row per task, plus the page header. Cheap to read.
+///
+/// At 10,000 accounts there are 51,000 rows, so a row is kept small: the account name
+/// is stored once (the key of the account's rows), a row holds no name at all, the
+/// rarely-set parts are boxed and "never" is a NaN timestamp. [`TaskStatus`], the
+/// view the page serializes, is built from it at snapshot time.
 pub struct StatusBoard {
     started: SystemTime,
     header: Mutex<Header>,
-    rows: RwLock<BTreeMap<Key, Arc<Mutex<TaskStatus>>>>,
+    rows: RwLock<BTreeMap<Box<str>, AccountRows>>,
 }
 
 impl StatusBoard {
@@ -250,45 +256,54 @@ impl StatusBoard {
     /// The row of a task, created as "not yet run" when new; a task that survives a
     /// reload keeps its history.
     pub fn register(&self, collector: &'static str, account: &str, interval: Duration) -> TaskRow {
-        let mut rows = self.rows.write().unwrap_or_else(|e| e.into_inner());
-        let row = rows
-            .entry((account.to_string(), collector))
-            .or_insert_with(|| {
-                Arc::new(Mutex::new(TaskStatus {
-                    account: account.to_string(),
-                    collector,
-                    state: State::NotYetRun,
-                    last_success: None,
-                    last_attempt: None,
-                    last_duration_seconds: None,
-                    next_attempt: None,
-                    next_attempt_note: None,
-                    interval_seconds: interval.as_secs_f64(),
-                    consecutive_failures: 0,
-                    last_error: None,
-                    series: None,
-                }))
-            })
-            .clone();
-        let row = TaskRow(row);
-        row.update(|t| t.interval_seconds = interval.as_secs_f64());
+        let mut map = self.rows.write().unwrap_or_else(|e| e.into_inner());
+        if !map.contains_key(account) {
+            map.insert(account.into(), Vec::new());
+        }
+        let rows = map.get_mut(account).expect("inserted above");
+        let row = match rows.binary_search_by(|(c, _)| (*c).cmp(collector)) {
+            Ok(i) => rows[i].1.clone(),
+            Err(i) => {
+                // Rows are added once per task, not per attempt: an exact fit costs
+                // one reallocation each and wastes nothing.
+                rows.reserve_exact(1);
+                let row = TaskRow(Arc::new(Mutex::new(Row::new())));
+                rows.insert(i, (collector, row.clone()));
+                row
+            }
+        };
+        row.update(|r| r.interval_seconds = interval.as_secs_f64());
         row
     }
 
     /// Forget a task (its account or collector left the configuration).
     pub fn remove(&self, collector: &str, account: &str) {
-        let mut rows = self.rows.write().unwrap_or_else(|e| e.into_inner());
-        rows.retain(|(a, c), _| !(a == account && *c == collector));
+        let mut map = self.rows.write().unwrap_or_else(|e| e.into_inner());
+        let Some(rows) = map.get_mut(account) else {
+            return;
+        };
+        if let Ok(i) = rows.binary_search_by(|(c, _)| (*c).cmp(collector)) {
+            rows.remove(i);
+            rows.shrink_to_fit();
+        }
+        if rows.is_empty() {
+            map.remove(account);
+        }
     }
 
     /// Everything, now.
     pub fn snapshot(&self) -> Snapshot {
         let now = SystemTime::now();
         let tasks = {
-            let rows = self.rows.read().unwrap_or_else(|e| e.into_inner());
-            rows.values()
-                .map(|r| r.lock().unwrap_or_else(|e| e.into_inner()).clone())
-                .collect()
+            let map = self.rows.read().unwrap_or_else(|e| e.into_inner());
+            let mut tasks = Vec::with_capacity(map.values().map(Vec::len).sum());
+            for (account, rows) in map.iter() {
+                for (collector, row) in rows {
+                    let r = row.0.lock().unwrap_or_else(|e| e.into_inner());
+                    tasks.push(r.view(account, collector));
+                }
+            }
+            tasks
         };
         let h = self.header();
         Snapshot {
@@ -308,32 +323,138 @@ impl StatusBoard {
     }
 }
 
+/// "Never" in a stored timestamp or duration.
+const NONE: f64 = f64::NAN;
+
+/// `None` for [`NONE`].
+fn some(x: f64) -> Option<f64> {
+    (!x.is_nan()).then_some(x)
+}
+
+/// No series count in [`Row::series`].
+const NO_SERIES: u32 = u32::MAX;
+
+/// One task's row as stored (see [`TaskStatus`] for the meaning of the fields).
+struct Row {
+    /// Unix seconds, or [`NONE`].
+    last_success: f64,
+    /// Unix seconds, or [`NONE`].
+    last_attempt: f64,
+    /// Seconds, or [`NONE`].
+    last_duration_seconds: f64,
+    /// Unix seconds, or [`NONE`].
+    next_attempt: f64,
+    interval_seconds: f64,
+    /// Saturates (at one attempt a second, after 136 years).
+    consecutive_failures: u32,
+    /// [`NO_SERIES`] when unknown; a count beyond `u32::MAX - 1` (more series than
+    /// fit in memory) would show as that.
+    series: u32,
+    state: State,
+    /// The note and the last error; `None` for a task that never failed.
+    rare: Option<Box<Rare>>,
+}
+
+/// The parts of a row that most rows never have.
+#[derive(Default)]
+struct Rare {
+    next_attempt_note: Option<Box<str>>,
+    last_error: Option<ErrorInfo>,
+}
+
+impl Row {
+    fn new() -> Row {
+        Row {
+            last_success: NONE,
+            last_attempt: NONE,
+            last_duration_seconds: NONE,
+            next_attempt: NONE,
+            interval_seconds: 0.0,
+            consecutive_failures: 0,
+            series: NO_SERIES,
+            state: State::NotYetRun,
+            rare: None,
+        }
+    }
+
+    fn set_series(&mut self, series: Option<usize>) {
+        self.series = match series {
+            None => NO_SERIES,
+            Some(n) => u32::try_from(n).unwrap_or(NO_SERIES - 1).min(NO_SERIES - 1),
+        };
+    }
+
+    fn rare(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
+    }
+
+    /// Give the box back once it holds nothing.
+    fn tidy(&mut self) {
+        if self
+            .rare
+            .as_ref()
+            .is_some_and(|r| r.next_attempt_note.is_none() && r.last_error.is_none())
+        {
+            self.rare = None;
+        }
+    }
+
+    /// What the page shows of this row.
+    fn view(&self, account: &str, collector: &'static str) -> TaskStatus {
+        let rare = self.rare.as_deref();
+        TaskStatus {
+            account: account.to_string(),
+            collector,
+            state: self.state,
+            last_success: some(self.last_success),
+            last_attempt: some(self.last_attempt),
+            last_duration_seconds: some(self.last_duration_seconds),
+            next_attempt: some(self.next_attempt),
+            next_attempt_note: rare
+                .and_then(|r| r.next_attempt_note.as_deref())
+                .map(str::to_string),
+            interval_seconds: self.interval_seconds,
+            consecutive_failures: self.consecutive_failures.into(),
+            last_error: rare.and_then(|r| r.last_error.clone()),
+            series: (self.series != NO_SERIES).then_some(self.series as usize),
+        }
+    }
+}
+
 /// A task's own row, written by its scheduler task.
 #[derive(Clone)]
-pub struct TaskRow(Arc<Mutex<TaskStatus>>);
+pub struct TaskRow(Arc<Mutex<Row>>);
 
 impl TaskRow {
-    fn update(&self, f: impl FnOnce(&mut TaskStatus)) {
+    fn update(&self, f: impl FnOnce(&mut Row)) {
         f(&mut self.0.lock().unwrap_or_else(|e| e.into_inner()));
     }
 
     /// The next attempt is due at `at` (`note` says why when it is later than usual).
     pub fn scheduled(&self, at: SystemTime, note: Option<String>) {
-        self.update(|t| {
-            t.next_attempt = Some(unix(at));
-            t.next_attempt_note = note;
+        self.update(|r| {
+            r.next_attempt = unix(at);
+            match note {
+                Some(n) => r.rare().next_attempt_note = Some(n.into_boxed_str()),
+                None => {
+                    if let Some(rare) = &mut r.rare {
+                        rare.next_attempt_note = None;
+                        r.tidy();
+                    }
+                }
+            }
         });
     }
 
     /// An attempt that started at `started` and took `duration` succeeded.
     pub fn succeeded(&self, started: SystemTime, duration: Duration, series: Option<usize>) {
-        self.update(|t| {
-            t.state = State::Ok;
-            t.last_attempt = Some(unix(started));
-            t.last_duration_seconds = Some(duration.as_secs_f64());
-            t.last_success = Some(unix(started + duration));
-            t.consecutive_failures = 0;
-            t.series = series;
+        self.update(|r| {
+            r.state = State::Ok;
+            r.last_attempt = unix(started);
+            r.last_duration_seconds = duration.as_secs_f64();
+            r.last_success = unix(started + duration);
+            r.consecutive_failures = 0;
+            r.set_series(series);
         });
     }
 
@@ -342,17 +463,26 @@ impl TaskRow {
         &self,
         started: SystemTime,
         duration: Duration,
-        error: ErrorInfo,
+        mut error: ErrorInfo,
         stale: bool,
         series: Option<usize>,
     ) {
-        self.update(|t| {
-            t.state = if stale { State::Stale } else { State::Failing };
-            t.last_attempt = Some(unix(started));
-            t.last_duration_seconds = Some(duration.as_secs_f64());
-            t.consecutive_failures += 1;
-            t.last_error = Some(error);
-            t.series = series;
+        // Kept until the next failure, on every failing row at once in an outage:
+        // no spare capacity.
+        error.message.shrink_to_fit();
+        for s in [&mut error.code, &mut error.request_id]
+            .into_iter()
+            .flatten()
+        {
+            s.shrink_to_fit();
+        }
+        self.update(|r| {
+            r.state = if stale { State::Stale } else { State::Failing };
+            r.last_attempt = unix(started);
+            r.last_duration_seconds = duration.as_secs_f64();
+            r.consecutive_failures = r.consecutive_failures.saturating_add(1);
+            r.rare().last_error = Some(error);
+            r.set_series(series);
         });
     }
 }
@@ -362,4 +492,130 @@ pub fn unix(t: SystemTime) -> f64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: Duration = Duration::from_secs(60);
+
+    fn task(board: &StatusBoard, account: &str, collector: &str) -> TaskStatus {
+        board
+            .snapshot()
+            .tasks
+            .into_iter()
+            .find(|t| t.account == account && t.collector == collector)
+            .unwrap()
+    }
+
+    fn json(t: &TaskStatus) -> String {
+        serde_json::to_string(t).unwrap()
+    }
+
+    #[test]
+    fn status_rows_are_small_and_cheap_to_share() {
+        fn shareable<T: Clone + Send + Sync + 'static>() {}
+        shareable::<TaskRow>();
+        assert_eq!(std::mem::size_of::<TaskRow>(), 8);
+        // With the lock and the Arc's counts: 88 bytes, a 96-byte malloc chunk.
+        assert!(
+            std::mem::size_of::<Row>() <= 64,
+            "{}",
+            std::mem::size_of::<Row>()
+        );
+    }
+
+    #[test]
+    fn status_stored_rows_serialize_as_before() {
+        let board = StatusBoard::new("x");
+        let row = board.register("acedata_balance", "main", MIN);
+        assert_eq!(
+            json(&task(&board, "main", "acedata_balance")),
+            r#"{"account":"main","collector":"acedata_balance","state":"not_yet_run","last_success":null,"last_attempt":null,"last_duration_seconds":null,"next_attempt":null,"next_attempt_note":null,"interval_seconds":60.0,"consecutive_failures":0,"last_error":null,"series":null}"#
+        );
+
+        let t0 = UNIX_EPOCH + Duration::from_millis(1_700_000_000_250);
+        row.scheduled(t0, None);
+        row.succeeded(t0, Duration::from_millis(1500), Some(7));
+        assert_eq!(
+            json(&task(&board, "main", "acedata_balance")),
+            r#"{"account":"main","collector":"acedata_balance","state":"ok","last_success":1700000001.75,"last_attempt":1700000000.25,"last_duration_seconds":1.5,"next_attempt":1700000000.25,"next_attempt_note":null,"interval_seconds":60.0,"consecutive_failures":0,"last_error":null,"series":7}"#
+        );
+        assert!(row.0.lock().unwrap().rare.is_none());
+
+        let e = CollectError::Api {
+            code: "invalid_client".into(),
+            detail: "Invalid client_id or client_secret".into(),
+            request_id: "abc".into(),
+        };
+        for _ in 0..2 {
+            row.failed(t0, MIN, ErrorInfo::from_error(&e, &[], t0), true, None);
+        }
+        row.scheduled(t0 + MIN, Some("later than usual".into()));
+        assert_eq!(
+            json(&task(&board, "main", "acedata_balance")),
+            r#"{"account":"main","collector":"acedata_balance","state":"stale","last_success":1700000001.75,"last_attempt":1700000000.25,"last_duration_seconds":60.0,"next_attempt":1700000060.25,"next_attempt_note":"later than usual","interval_seconds":60.0,"consecutive_failures":2,"last_error":{"reason":"api_error","http_status":null,"code":"invalid_client","request_id":"abc","message":"Invalid client_id or client_secret","at":1700000000.25},"series":null}"#
+        );
+
+        // The error outlives the recovery and the note; the box goes with the last of
+        // them only.
+        row.succeeded(t0, MIN, Some(0));
+        row.scheduled(t0, None);
+        let t = task(&board, "main", "acedata_balance");
+        assert_eq!(t.next_attempt_note, None);
+        assert_eq!(t.consecutive_failures, 0);
+        assert_eq!(t.series, Some(0));
+        assert_eq!(
+            t.last_error.unwrap().code.as_deref(),
+            Some("invalid_client")
+        );
+
+        let other = board.register("yeastar_balance", "partner", MIN);
+        other.scheduled(t0, Some("note".into()));
+        other.scheduled(t0, None);
+        assert!(other.0.lock().unwrap().rare.is_none());
+    }
+
+    #[test]
+    fn status_rows_keep_their_order_history_and_go_away_one_by_one() {
+        let board = StatusBoard::new("x");
+        for (c, a) in [
+            ("b", "acct-2"),
+            ("a", "acct-2"),
+            ("b", "acct-1"),
+            ("a", "acct-1"),
+        ] {
+            board.register(c, a, MIN);
+        }
+        let keys = |b: &StatusBoard| -> Vec<String> {
+            let s = b.snapshot();
+            s.tasks
+                .iter()
+                .map(|t| format!("{}/{}", t.account, t.collector))
+                .collect()
+        };
+        assert_eq!(
+            keys(&board),
+            ["acct-1/a", "acct-1/b", "acct-2/a", "acct-2/b"]
+        );
+
+        // Registering again (a reload) keeps the row and takes the new interval.
+        let row = board.register("a", "acct-1", MIN);
+        row.succeeded(SystemTime::now(), MIN, None);
+        let again = board.register("a", "acct-1", 2 * MIN);
+        assert!(Arc::ptr_eq(&row.0, &again.0));
+        let t = task(&board, "acct-1", "a");
+        assert_eq!((t.state, t.interval_seconds), (State::Ok, 120.0));
+
+        board.remove("a", "acct-1");
+        board.remove("a", "nobody");
+        board.remove("c", "acct-2");
+        assert_eq!(keys(&board), ["acct-1/b", "acct-2/a", "acct-2/b"]);
+        board.remove("b", "acct-1");
+        assert!(!board.rows.read().unwrap().contains_key("acct-1"));
+        // A row registered after its removal starts afresh.
+        board.register("a", "acct-1", MIN);
+        assert_eq!(task(&board, "acct-1", "a").state, State::NotYetRun);
+    }
 }
