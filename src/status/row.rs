@@ -1,0 +1,172 @@
+//! One task's row of the status table as stored: small, since at 10,000 accounts
+//! there are 51,000 of them (no names, "never" as NaN, the rarely-set parts boxed),
+//! and the handle its scheduler writes it through.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use super::{unix, ErrorInfo, State, TaskStatus};
+
+/// "Never" in a stored timestamp or duration.
+const NONE: f64 = f64::NAN;
+
+/// `None` for [`NONE`].
+fn some(x: f64) -> Option<f64> {
+    (!x.is_nan()).then_some(x)
+}
+
+/// No series count in [`Row::series`].
+const NO_SERIES: u32 = u32::MAX;
+
+/// One task's row as stored (see [`TaskStatus`] for the meaning of the fields).
+pub(super) struct Row {
+    /// Unix seconds, or [`NONE`].
+    last_success: f64,
+    /// Unix seconds, or [`NONE`].
+    last_attempt: f64,
+    /// Seconds, or [`NONE`].
+    last_duration_seconds: f64,
+    /// Unix seconds, or [`NONE`].
+    next_attempt: f64,
+    pub(super) interval_seconds: f64,
+    /// Saturates (at one attempt a second, after 136 years).
+    consecutive_failures: u32,
+    /// [`NO_SERIES`] when unknown; a count beyond `u32::MAX - 1` (more series than
+    /// fit in memory) would show as that.
+    series: u32,
+    state: State,
+    /// The note and the last error; `None` for a task that never failed.
+    pub(super) rare: Option<Box<Rare>>,
+}
+
+/// The parts of a row that most rows never have.
+#[derive(Default)]
+pub(super) struct Rare {
+    next_attempt_note: Option<Box<str>>,
+    last_error: Option<ErrorInfo>,
+}
+
+impl Row {
+    pub(super) fn new() -> Row {
+        Row {
+            last_success: NONE,
+            last_attempt: NONE,
+            last_duration_seconds: NONE,
+            next_attempt: NONE,
+            interval_seconds: 0.0,
+            consecutive_failures: 0,
+            series: NO_SERIES,
+            state: State::NotYetRun,
+            rare: None,
+        }
+    }
+
+    fn set_series(&mut self, series: Option<usize>) {
+        self.series = match series {
+            None => NO_SERIES,
+            Some(n) => u32::try_from(n).unwrap_or(NO_SERIES - 1).min(NO_SERIES - 1),
+        };
+    }
+
+    fn rare(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
+    }
+
+    /// Give the box back once it holds nothing.
+    fn tidy(&mut self) {
+        if self
+            .rare
+            .as_ref()
+            .is_some_and(|r| r.next_attempt_note.is_none() && r.last_error.is_none())
+        {
+            self.rare = None;
+        }
+    }
+
+    /// What the page shows of this row.
+    pub(super) fn view(&self, account: &str, collector: &'static str) -> TaskStatus {
+        let rare = self.rare.as_deref();
+        TaskStatus {
+            account: account.to_string(),
+            collector,
+            state: self.state,
+            last_success: some(self.last_success),
+            last_attempt: some(self.last_attempt),
+            last_duration_seconds: some(self.last_duration_seconds),
+            next_attempt: some(self.next_attempt),
+            next_attempt_note: rare
+                .and_then(|r| r.next_attempt_note.as_deref())
+                .map(str::to_string),
+            interval_seconds: self.interval_seconds,
+            consecutive_failures: self.consecutive_failures.into(),
+            last_error: rare.and_then(|r| r.last_error.clone()),
+            series: (self.series != NO_SERIES).then_some(self.series as usize),
+        }
+    }
+}
+
+/// A task's own row, written by its scheduler task.
+#[derive(Clone)]
+pub struct TaskRow(pub(super) Arc<Mutex<Row>>);
+
+impl TaskRow {
+    pub(super) fn update(&self, f: impl FnOnce(&mut Row)) {
+        f(&mut self.0.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    /// The next attempt is due at `at` (`note` says why when it is later than usual).
+    pub fn scheduled(&self, at: SystemTime, note: Option<String>) {
+        self.update(|r| {
+            r.next_attempt = unix(at);
+            match note {
+                Some(n) => r.rare().next_attempt_note = Some(n.into_boxed_str()),
+                None => {
+                    if let Some(rare) = &mut r.rare {
+                        rare.next_attempt_note = None;
+                        r.tidy();
+                    }
+                }
+            }
+        });
+    }
+
+    /// An attempt that started at `started` and took `duration` succeeded.
+    pub fn succeeded(&self, started: SystemTime, duration: Duration, series: Option<usize>) {
+        self.update(|r| {
+            r.state = State::Ok;
+            r.last_attempt = unix(started);
+            r.last_duration_seconds = duration.as_secs_f64();
+            r.last_success = unix(started + duration);
+            r.consecutive_failures = 0;
+            r.set_series(series);
+        });
+    }
+
+    /// An attempt failed with `error`; `stale` when the series were removed.
+    pub fn failed(
+        &self,
+        started: SystemTime,
+        duration: Duration,
+        mut error: ErrorInfo,
+        stale: bool,
+        series: Option<usize>,
+    ) {
+        // Kept until the next failure, on every failing row at once in an outage:
+        // no spare capacity.
+        error.message.shrink_to_fit();
+        for s in [&mut error.code, &mut error.request_id]
+            .into_iter()
+            .flatten()
+        {
+            s.shrink_to_fit();
+        }
+        self.update(|r| {
+            r.state = if stale { State::Stale } else { State::Failing };
+            r.last_attempt = unix(started);
+            r.last_duration_seconds = duration.as_secs_f64();
+            r.consecutive_failures = r.consecutive_failures.saturating_add(1);
+            r.rare().last_error = Some(error);
+            r.set_series(series);
+        });
+    }
+}
