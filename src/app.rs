@@ -110,7 +110,7 @@ impl Application {
     /// Load the configuration, register metrics and bind the listener.
     pub async fn build(settings: Settings) -> Result<Application, StartError> {
         let config = settings.config.load(&settings.providers)?;
-        release_freed_memory();
+        crate::heap::release_freed();
         let web = match &settings.web_config {
             Some(path) => Some(Arc::new(WebConfigFile::load(path).map_err(|source| {
                 StartError::WebConfig {
@@ -232,7 +232,7 @@ impl Application {
                         .unwrap_or_else(|e| Err(ConfigError { problems: vec![format!("reading the configuration failed: {e}")] }));
                     let result = match loaded {
                         Ok(config) => {
-                            release_freed_memory();
+                            crate::heap::release_freed();
                             running = running.replace(config, shard, &self.providers, &shared).await;
                             tracing::info!("configuration reloaded");
                             Ok(())
@@ -340,27 +340,6 @@ impl Running {
         next
     }
 }
-
-/// Hand the heap pages freed after loading the configuration back to the system.
-///
-/// Parsing the YAML builds a tree many times the size of the file (a 1.8 MB file of
-/// 11,000 accounts peaks at about 50 MiB), and glibc keeps those pages once they are
-/// free: without this, every replica of a sharded deployment stayed at the peak of
-/// parsing the whole file, whatever its share of the accounts.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn release_freed_memory() {
-    extern "C" {
-        fn malloc_trim(pad: usize) -> std::ffi::c_int;
-    }
-    // SAFETY: glibc's malloc_trim only returns free memory to the system; it has no
-    // preconditions and is safe to call from any thread at any time.
-    unsafe {
-        malloc_trim(0);
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn release_freed_memory() {}
 
 #[cfg(unix)]
 fn spawn_sighup(reload: mpsc::Sender<ReloadRequest>) {

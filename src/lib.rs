@@ -9,6 +9,7 @@ pub mod collector;
 pub mod config;
 pub mod demo;
 pub mod file_stamp;
+pub mod heap;
 pub mod listen;
 pub mod metrics;
 pub mod provider;

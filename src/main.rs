@@ -11,6 +11,7 @@ use balance_exporter::shard::{self, Shard};
 use balance_exporter::telemetry;
 
 fn main() -> ExitCode {
+    balance_exporter::heap::tune();
     let cli = Cli::parse();
     if cli.config_check {
         let report = check(
