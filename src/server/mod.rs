@@ -294,13 +294,13 @@ fn status_page(req: &Request<Incoming>, state: &ServerState) -> Response<Body> {
         response(
             StatusCode::OK,
             "application/json",
-            Bytes::from(page::json(&page::filter(&snap, &query))),
+            Bytes::from(page::json(&page::filter(snap, &query))),
         )
     } else {
         response(
             StatusCode::OK,
             "text/html; charset=utf-8",
-            Bytes::from(page::html(&snap, &query, &state.telemetry_path)),
+            Bytes::from(page::html(snap, &query, &state.telemetry_path)),
         )
     };
     r.headers_mut().insert(

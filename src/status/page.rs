@@ -46,9 +46,13 @@ impl Query {
     }
 }
 
+/// Most rows the HTML page lists: at 10,000 accounts there are 51,000, which no one
+/// reads on a page (29 MB of HTML). Problems come first; the filters and the JSON reach
+/// every row.
+pub const HTML_ROWS: usize = 1000;
+
 /// Keep the rows the query asks for, problems first.
-pub fn filter(snap: &Snapshot, q: &Query) -> Snapshot {
-    let mut snap = snap.clone();
+pub fn filter(mut snap: Snapshot, q: &Query) -> Snapshot {
     snap.tasks.retain(|t| q.keeps(t));
     snap.tasks.sort_by(|a, b| {
         let rank = |s: State| State::ALL.iter().position(|x| *x == s);
@@ -138,17 +142,16 @@ td::before{content:attr(data-label);display:block;font-size:.75rem;color:#57606a
 
 /// The HTML view of `all` (the counts and the account list cover every row; the
 /// table shows the rows `q` asks for).
-pub fn html(all: &Snapshot, q: &Query, telemetry_path: &str) -> String {
-    let snap = &filter(all, q);
+pub fn html(all: Snapshot, q: &Query, telemetry_path: &str) -> String {
     let mut o = String::with_capacity(8192);
     o.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n");
     o.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
     o.push_str("<title>balance-exporter status</title>\n<style>");
     o.push_str(STYLE);
     o.push_str("</style></head><body>\n<h1>balance-exporter status</h1>\n");
-    header(&mut o, snap, telemetry_path);
-    counts(&mut o, all);
-    filter_form(&mut o, all, q);
+    header(&mut o, &all, telemetry_path);
+    counts(&mut o, &all);
+    filter_form(&mut o, &all, q);
     if !q.unknown_states.is_empty() {
         let _ = writeln!(
             o,
@@ -156,10 +159,20 @@ pub fn html(all: &Snapshot, q: &Query, telemetry_path: &str) -> String {
             esc(&q.unknown_states.join(", "))
         );
     }
+    let snap = filter(all, q);
     if snap.tasks.is_empty() {
         o.push_str("<p>No collector matches.</p>\n");
     } else {
-        table(&mut o, snap);
+        table(&mut o, &snap);
+    }
+    if snap.tasks.len() > HTML_ROWS {
+        let _ = writeln!(
+            o,
+            "<p class=\"muted\">Showing the first {HTML_ROWS} of {} rows, problems first: \
+             choose an account or a state above, or get every row as \
+             <a href=\"/status?format=json\">JSON</a>.</p>",
+            snap.tasks.len()
+        );
     }
     o.push_str("</body></html>\n");
     o
@@ -253,7 +266,7 @@ fn table(o: &mut String, snap: &Snapshot) {
          <th>Last success</th><th>Last attempt</th><th>Next attempt</th>\
          <th>Last error</th><th>Series</th></tr></thead>\n<tbody>\n",
     );
-    for t in &snap.tasks {
+    for t in snap.tasks.iter().take(HTML_ROWS) {
         let _ = write!(
             o,
             "<tr id=\"{id}\" data-state=\"{st}\"><td data-label=\"Account\">{acc}</td>\
@@ -379,7 +392,7 @@ mod tests {
     fn the_header_names_the_shard_and_rows_escape_names() {
         let board = crate::status::StatusBoard::new("/etc/x.yaml");
         let html_of =
-            |b: &crate::status::StatusBoard| html(&b.snapshot(), &Query::default(), "/metrics");
+            |b: &crate::status::StatusBoard| html(b.snapshot(), &Query::default(), "/metrics");
         assert!(!html_of(&board).contains("<dt>Shard</dt>"));
         board.set_shard(2, 4);
         board.register(
@@ -392,6 +405,46 @@ mod tests {
         assert!(page.contains("&lt;b&gt;acct&lt;/b&gt;"), "{page}");
         assert!(!page.contains("<b>acct"), "{page}");
         assert!(page.contains("not yet run"), "{page}");
+    }
+
+    #[test]
+    fn the_page_lists_at_most_html_rows_problems_first_and_json_has_all() {
+        let board = crate::status::StatusBoard::new("x");
+        let every = std::time::Duration::from_secs(60);
+        for i in 0..HTML_ROWS + 5 {
+            board.register("acedata_balance", &format!("a{i:05}"), every);
+        }
+        // The last account fails: it must be on the page although it sorts last.
+        let last = format!("a{:05}", HTML_ROWS + 4);
+        let e = crate::collector::CollectError::Timeout;
+        let now = std::time::SystemTime::now();
+        board.register("acedata_balance", &last, every).failed(
+            now,
+            std::time::Duration::from_millis(5),
+            crate::status::ErrorInfo::from_error(&e, &[], now),
+            false,
+            None,
+        );
+        let page = html(board.snapshot(), &Query::default(), "/metrics");
+        assert_eq!(page.matches("<tr id=").count(), HTML_ROWS);
+        let first_row = page.find("<tr id=").unwrap();
+        assert!(
+            page[first_row..].starts_with(&format!("<tr id=\"{last}/")),
+            "failing first"
+        );
+        assert!(page.contains(&format!(
+            "Showing the first {HTML_ROWS} of {} rows",
+            HTML_ROWS + 5
+        )));
+        let all = filter(board.snapshot(), &Query::default());
+        assert_eq!(all.tasks.len(), HTML_ROWS + 5, "the JSON view is not cut");
+        let few = html(
+            board.snapshot(),
+            &Query::parse(Some("state=failing")),
+            "/metrics",
+        );
+        assert_eq!(few.matches("<tr id=").count(), 1);
+        assert!(!few.contains("Showing the first"));
     }
 
     #[test]
