@@ -374,6 +374,7 @@ impl Exposition {
         if deflate.capacity() > deflate.len() + deflate.len() / 8 + 4096 {
             deflate.shrink_to_fit();
         }
+        crate::heap::release_freed();
         (
             Bytes::from(deflate),
             tee.crc,
