@@ -22,7 +22,7 @@ pub const INLINE_LABELS: usize = 8;
 pub(super) const CHUNK: usize = 64 * 1024;
 
 /// A series key being looked up: the label symbols in key order.
-struct KeyBuf {
+pub(super) struct KeyBuf {
     len: usize,
     inline: [u32; INLINE_LABELS],
     wide: Vec<u32>,
@@ -47,7 +47,7 @@ impl KeyBuf {
         key
     }
 
-    fn as_slice(&self) -> &[u32] {
+    pub(super) fn as_slice(&self) -> &[u32] {
         if self.wide.is_empty() {
             &self.inline[..self.len]
         } else {
@@ -98,10 +98,10 @@ pub(super) fn new_family(
     Arc::new(Family::new(kind, name, help, labels, symbols, generation))
 }
 
-struct Family {
+pub(super) struct Family {
     name: Box<str>,
     /// `# HELP …\n# TYPE …\n`, escaped once.
-    header: Box<str>,
+    pub(super) header: Box<str>,
     /// `{name="` for the first label (sorted by name), `,name="` for the others.
     label_openers: Box<[Box<str>]>,
     /// For each label in key order (sorted by name), its position as declared.
@@ -113,7 +113,7 @@ struct Family {
 }
 
 impl Family {
-    fn new(
+    pub(super) fn new(
         kind: Kind,
         name: &str,
         help: &str,
@@ -158,19 +158,19 @@ impl Family {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Series> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, Series> {
         self.series.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn lock_symbols(&self) -> MutexGuard<'_, Symbols> {
+    pub(super) fn lock_symbols(&self) -> MutexGuard<'_, Symbols> {
         self.symbols.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn changed(&self) {
+    pub(super) fn changed(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
-    fn arity(&self) -> usize {
+    pub(super) fn arity(&self) -> usize {
         self.declared.len()
     }
 
@@ -184,7 +184,7 @@ impl Family {
     }
 
     /// The key of `values` (declared order) if every value has a symbol already.
-    fn find(&self, symbols: &Symbols, values: &[&str]) -> Option<KeyBuf> {
+    pub(super) fn find(&self, symbols: &Symbols, values: &[&str]) -> Option<KeyBuf> {
         self.check_arity(values);
         let mut missing = false;
         let key = KeyBuf::new(
@@ -200,7 +200,7 @@ impl Family {
 
     /// Insert the series of `values` at 0 unless present; return where it is. `near`:
     /// a series found just before, whose neighbours are tried first.
-    fn get_or_insert(
+    pub(super) fn get_or_insert(
         &self,
         series: &mut Series,
         symbols: &mut Symbols,
@@ -238,15 +238,26 @@ impl Family {
         true
     }
 
-    /// Write one series' line.
-    fn write_series(&self, symbols: &Symbols, key: &[u32], value: f64, out: &mut Vec<u8>) {
+    /// Write one series' line: the labels of `key`, then `last` (the value of the last
+    /// label in key order) when the key leaves it out.
+    pub(super) fn write_series(
+        &self,
+        symbols: &Symbols,
+        key: &[u32],
+        last: Option<&str>,
+        value: f64,
+        out: &mut Vec<u8>,
+    ) {
         out.extend_from_slice(self.name.as_bytes());
-        if !key.is_empty() {
-            for (opener, &id) in self.label_openers.iter().zip(key) {
-                out.extend_from_slice(opener.as_bytes());
-                escape_label_value(symbols.get(id), out);
-                out.push(b'"');
-            }
+        let values = key.iter().map(|&id| symbols.get(id)).chain(last);
+        let mut any = false;
+        for (opener, v) in self.label_openers.iter().zip(values) {
+            out.extend_from_slice(opener.as_bytes());
+            escape_label_value(v, out);
+            out.push(b'"');
+            any = true;
+        }
+        if any {
             out.push(b'}');
         }
         out.push(b' ');
@@ -360,17 +371,34 @@ impl FamilyOps for Family {
     fn encode(&self, out: &mut Vec<u8>, flush: &mut dyn FnMut(&mut Vec<u8>)) {
         let mut series = self.lock();
         series.merge();
-        let (keys, values) = series.sorted();
-        if values.is_empty() {
+        if series.len() == 0 {
             return;
         }
         let symbols = self.lock_symbols();
-        let n = self.arity();
         out.extend_from_slice(self.header.as_bytes());
-        if n == 0 {
-            self.write_series(&symbols, &[], values[0], out);
+        self.for_each_sorted(&series, &symbols, &mut |key, value| {
+            self.write_series(&symbols, key, None, value, out);
             if out.len() >= CHUNK {
                 flush(out);
+            }
+        });
+    }
+}
+
+impl Family {
+    /// Call `f` with every series of `series` (merged: see [`Series::merge`]) in the
+    /// order of the text: by label values.
+    pub(super) fn for_each_sorted(
+        &self,
+        series: &Series,
+        symbols: &Symbols,
+        f: &mut dyn FnMut(&[u32], f64),
+    ) {
+        let (keys, values) = series.sorted();
+        let n = self.arity();
+        if n == 0 {
+            if let Some(&v) = values.first() {
+                f(&[], v);
             }
             return;
         }
@@ -409,10 +437,7 @@ impl FamilyOps for Family {
                 });
             }
             for &i in &group {
-                self.write_series(&symbols, key(i), values[i as usize], out);
-                if out.len() >= CHUNK {
-                    flush(out);
-                }
+                f(key(i), values[i as usize]);
             }
         }
     }

@@ -86,6 +86,23 @@ impl CounterVec {
         CounterVec(registry.register(Kind::Counter, name, help, labels))
     }
 
+    /// Register a counter family whose last label takes the values `fixed`: creating
+    /// a series (at 0, with [`CounterVec::with_label_values`]) creates it for every one
+    /// of them, and they are stored only once counted. Removing one removes them all.
+    ///
+    /// # Panics
+    /// When a family of that name is already registered, or the last label does not
+    /// sort after the others.
+    pub fn prefilled(
+        registry: &Registry,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+        fixed: &[&'static str],
+    ) -> Self {
+        CounterVec(registry.register_prefilled(name, help, labels, fixed))
+    }
+
     /// The series with these label values (in declared order), created at 0 if absent.
     pub fn with_label_values(&self, values: &[&str]) -> Counter {
         self.0.update(values, &mut |_| {});

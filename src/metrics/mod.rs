@@ -21,6 +21,7 @@ mod count;
 mod exposition;
 mod family;
 mod handles;
+mod prefilled;
 mod registry;
 mod self_metrics;
 mod series;

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use super::family::{new_family, FamilyOps, Kind, CHUNK};
+use super::prefilled::Prefilled;
 use super::symbols::Symbols;
 
 /// The metric families of the exporter. Cheap to clone; clones share the families.
@@ -39,14 +40,38 @@ impl Registry {
         help: &str,
         labels: &[&str],
     ) -> Arc<dyn FamilyOps> {
-        let family = new_family(
+        self.add(new_family(
             kind,
             name,
             help,
             labels,
             self.symbols.clone(),
             self.generation.clone(),
-        );
+        ))
+    }
+
+    /// Register a counter family whose last label takes the values `fixed`, each of
+    /// them exported at 0 until counted for every set of the other labels created.
+    pub(super) fn register_prefilled(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+        fixed: &[&'static str],
+    ) -> Arc<dyn FamilyOps> {
+        self.add(Arc::new(Prefilled::new(
+            name,
+            help,
+            labels,
+            fixed,
+            self.symbols.clone(),
+            self.generation.clone(),
+        )))
+    }
+
+    fn add(&self, family: Arc<dyn FamilyOps>) -> Arc<dyn FamilyOps> {
+        let name = family.name().to_string();
+        let name = name.as_str();
         let mut families = self.families.write().unwrap_or_else(|e| e.into_inner());
         match families.binary_search_by(|f| f.name().cmp(name)) {
             Ok(_) => panic!("metric family {name} is registered twice"),

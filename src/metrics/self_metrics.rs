@@ -40,11 +40,12 @@ impl SelfMetrics {
             "Duration of the collector's last attempt in seconds.",
             cl,
         );
-        let errors = CounterVec::new(
+        let errors = CounterVec::prefilled(
             registry,
             "balance_exporter_collector_errors_total",
             "Failed collection attempts by reason: one per scheduled attempt that failed after its retries.",
             &["collector", "account", "reason"],
+            &crate::collector::CollectError::REASONS,
         );
         let low_balance_threshold = GaugeVec::new(
             registry,
@@ -98,9 +99,9 @@ impl SelfMetrics {
     /// Create the error counters of a collector at zero for every reason, so that
     /// `rate()` and `increase()` see the first failure.
     pub fn init_collector(&self, collector: &str, account: &str) {
-        for reason in crate::collector::CollectError::REASONS {
-            self.errors.with_label_values(&[collector, account, reason]);
-        }
+        // One reason creates them all (see `CounterVec::prefilled`).
+        let any = crate::collector::CollectError::REASONS[0];
+        self.errors.with_label_values(&[collector, account, any]);
     }
 
     /// Remove every self-metric series of a collector (its account left the config).
@@ -109,10 +110,8 @@ impl SelfMetrics {
         let _ = self.success.remove_label_values(&labels);
         let _ = self.last_success.remove_label_values(&labels);
         let _ = self.duration.remove_label_values(&labels);
-        for reason in crate::collector::CollectError::REASONS {
-            let _ = self
-                .errors
-                .remove_label_values(&[collector, account, reason]);
-        }
+        // One reason removes them all (see `CounterVec::prefilled`).
+        let any = crate::collector::CollectError::REASONS[0];
+        let _ = self.errors.remove_label_values(&[collector, account, any]);
     }
 }

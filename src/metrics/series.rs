@@ -281,7 +281,6 @@ impl Series {
     }
 
     /// How many series are live.
-    #[cfg(test)]
     pub(super) fn len(&self) -> usize {
         self.runs.iter().map(|r| r.len() - r.dead_count).sum()
     }
