@@ -9,7 +9,7 @@
 //! sharded deployment stayed at the peak of parsing the whole file, and a large
 //! single process at the peak of its last encode.
 
-/// Set once at start-up, before any thread exists: allocations of 256 kB and more get
+/// Set once at start-up, before any thread exists. Allocations of 256 kB and more get
 /// pages of their own that go back to the system when freed. By default glibc raises
 /// this threshold to the size of the largest such block ever freed (up to 32 MiB),
 /// after which the encoder's buffers come from the heap and stay there.
@@ -18,12 +18,16 @@ pub fn tune() {
     extern "C" {
         fn mallopt(param: std::ffi::c_int, value: std::ffi::c_int) -> std::ffi::c_int;
     }
-    /// `M_MMAP_THRESHOLD` in glibc's `malloc.h`.
+    /// `M_MMAP_THRESHOLD` and `M_ARENA_MAX` in glibc's `malloc.h`.
     const M_MMAP_THRESHOLD: std::ffi::c_int = -3;
+    const M_ARENA_MAX: std::ffi::c_int = -8;
     // SAFETY: mallopt only changes allocator parameters; called before other threads
     // start, as its documentation asks.
     unsafe {
         mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+        // Two arenas (the runtime has two worker threads) instead of eight per core:
+        // each arena keeps its own free memory.
+        mallopt(M_ARENA_MAX, 2);
     }
 }
 

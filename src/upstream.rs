@@ -122,11 +122,14 @@ impl reqwest::dns::Resolve for SharedResolver {
     }
 }
 
-/// The shared upstream HTTP client. Cheap to clone.
+/// The shared upstream HTTP client. Cheap to clone: one pointer (every account holds
+/// one).
 #[derive(Clone)]
-pub struct Upstream {
+pub struct Upstream(Arc<Shared>);
+
+struct Shared {
     client: reqwest::Client,
-    in_flight: Arc<Semaphore>,
+    in_flight: Semaphore,
     max_body: usize,
     retry: RetryPolicy,
 }
@@ -154,17 +157,17 @@ impl Upstream {
         let client = builder
             .build()
             .expect("a client with static settings builds");
-        Upstream {
+        Upstream(Arc::new(Shared {
             client,
-            in_flight: Arc::new(Semaphore::new(opts.max_concurrent.max(1))),
+            in_flight: Semaphore::new(opts.max_concurrent.max(1)),
             max_body: opts.max_body_bytes,
             retry: opts.retry,
-        }
+        }))
     }
 
     /// The underlying client, for building requests.
     pub fn client(&self) -> &reqwest::Client {
-        &self.client
+        &self.0.client
     }
 
     /// Send `request` and return the body of a 2xx answer; non-2xx answers become
@@ -189,7 +192,7 @@ impl Upstream {
                 Ok(answer) => return Ok(answer),
                 Err(e) => e,
             };
-            let Some(delay) = self.retry.delay_after(&error, attempt) else {
+            let Some(delay) = self.0.retry.delay_after(&error, attempt) else {
                 return Err(error);
             };
             let Some(deadline) = deadline else {
@@ -216,6 +219,7 @@ impl Upstream {
         timeout: Duration,
     ) -> Result<Bytes, CollectError> {
         let _permit = self
+            .0
             .in_flight
             .acquire()
             .await
@@ -224,7 +228,7 @@ impl Upstream {
             let response = request.send().await.map_err(map_transport)?;
             let status = response.status();
             let retry_after = retry_after(&response);
-            let body = read_capped(response, self.max_body).await?;
+            let body = read_capped(response, self.0.max_body).await?;
             if status.is_success() {
                 return Ok(body);
             }
