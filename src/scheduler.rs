@@ -110,8 +110,8 @@ impl Scheduler {
                 queue.push(Reverse((first, i)));
                 Some(Slot {
                     collector: s.collector,
-                    interval: s.timing.interval,
-                    max_staleness: s.timing.max_staleness,
+                    interval: Nanos::of(s.timing.interval),
+                    max_staleness: Nanos::of(s.timing.max_staleness),
                     row,
                     last_success: None,
                     first: true,
@@ -145,14 +145,29 @@ impl Scheduler {
 /// A collector between attempts, with what its schedule remembers.
 struct Slot {
     collector: Box<dyn Collector>,
-    interval: Duration,
-    max_staleness: Duration,
+    interval: Nanos,
+    max_staleness: Nanos,
     row: TaskRow,
     last_success: Option<Instant>,
     /// The first attempt has not finished yet (readiness waits for it).
     first: bool,
     /// The collector's series are exported (not removed as stale).
     exported: bool,
+}
+
+/// A duration in 8 bytes instead of 16 (51,000 slots at 10,000 accounts); exact up to
+/// 584 years, far beyond [`crate::timing::MAX_DURATION`].
+#[derive(Clone, Copy)]
+struct Nanos(u64);
+
+impl Nanos {
+    fn of(d: Duration) -> Nanos {
+        Nanos(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+    }
+
+    fn get(self) -> Duration {
+        Duration::from_nanos(self.0)
+    }
 }
 
 /// The queue: `(due, slot index)`, earliest first.
@@ -261,6 +276,7 @@ async fn attempt(slot: &mut Slot, shared: &Shared, cancel: &CancellationToken) -
         first,
         exported,
     } = slot;
+    let (interval, max_staleness) = (interval.get(), max_staleness.get());
     let name = collector.name();
     let account = collector.account().to_string();
     let labels = [name, account.as_str()];
@@ -268,7 +284,7 @@ async fn attempt(slot: &mut Slot, shared: &Shared, cancel: &CancellationToken) -
     let started = Instant::now();
     let started_wall = SystemTime::now();
     // Retries inside the attempt must be over when the next attempt is due.
-    let deadline = started + *interval;
+    let deadline = started + interval;
     let result = tokio::select! {
         _ = cancel.cancelled() => return None,
         r = collector.collect(deadline) => r,
@@ -279,11 +295,11 @@ async fn attempt(slot: &mut Slot, shared: &Shared, cancel: &CancellationToken) -
         .set(elapsed.as_secs_f64());
     // After the first attempt, a longer jitter shifts the ones that follow.
     let phase = if *first {
-        jitter(*interval, MAX_JITTER)
+        jitter(interval, MAX_JITTER)
     } else {
         Duration::ZERO
     };
-    let mut next = started + *interval + phase;
+    let mut next = started + interval + phase;
     let mut note = None;
     match result {
         Ok(()) => {
@@ -313,9 +329,9 @@ async fn attempt(slot: &mut Slot, shared: &Shared, cancel: &CancellationToken) -
                     ));
                 }
             }
-            let stale = last_success.is_some_and(|t| t.elapsed() >= *max_staleness);
+            let stale = last_success.is_some_and(|t| t.elapsed() >= max_staleness);
             if *exported && stale {
-                tracing::warn!(collector = name, account = %account, max_staleness = %humantime::format_duration(*max_staleness), "no success within max_staleness; removing the collector's series");
+                tracing::warn!(collector = name, account = %account, max_staleness = %humantime::format_duration(max_staleness), "no success within max_staleness; removing the collector's series");
                 collector.clear();
                 *exported = false;
             }
@@ -436,6 +452,11 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         panic!("never happened: {what}");
+    }
+
+    #[test]
+    fn a_waiting_collector_costs_a_64_byte_slot() {
+        assert!(std::mem::size_of::<Option<Slot>>() <= 64);
     }
 
     #[tokio::test(start_paused = true)]
