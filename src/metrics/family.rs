@@ -86,18 +86,6 @@ pub(super) trait FamilyOps: Send + Sync {
     fn count(&self, account_at: usize, account: &str) -> usize;
 }
 
-/// Build a family of any number of labels.
-pub(super) fn new_family(
-    kind: Kind,
-    name: &str,
-    help: &str,
-    labels: &[&str],
-    symbols: Arc<Mutex<Symbols>>,
-    generation: Arc<AtomicU64>,
-) -> Arc<dyn FamilyOps> {
-    Arc::new(Family::new(kind, name, help, labels, symbols, generation))
-}
-
 pub(super) struct Family {
     name: Box<str>,
     /// `# HELP …\n# TYPE …\n`, escaped once.
@@ -106,7 +94,8 @@ pub(super) struct Family {
     label_openers: Box<[Box<str>]>,
     /// For each label in key order (sorted by name), its position as declared.
     declared: Box<[usize]>,
-    /// Lock order: a family's `series` before `symbols`.
+    /// Lock order: a family's `series` before `symbols` (a prefilled family takes its
+    /// two families' series, counts then roster, before `symbols`: see `prefilled.rs`).
     series: Mutex<Series>,
     symbols: Arc<Mutex<Symbols>>,
     generation: Arc<AtomicU64>,

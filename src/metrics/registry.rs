@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
-use super::family::{new_family, FamilyOps, Kind, CHUNK};
+use super::family::{Family, FamilyOps, Kind, CHUNK};
 use super::prefilled::Prefilled;
 use super::symbols::Symbols;
 
@@ -40,14 +40,14 @@ impl Registry {
         help: &str,
         labels: &[&str],
     ) -> Arc<dyn FamilyOps> {
-        self.add(new_family(
+        self.add(Arc::new(Family::new(
             kind,
             name,
             help,
             labels,
             self.symbols.clone(),
             self.generation.clone(),
-        ))
+        )))
     }
 
     /// Register a counter family whose last label takes the values `fixed`, each of
