@@ -22,6 +22,19 @@ pub fn write_problems(f: &mut fmt::Formatter<'_>, what: &str, problems: &[String
     Ok(())
 }
 
+/// What is wrong with a duration, without the text itself (humantime's own messages
+/// quote the unit, which could be part of a secret put under the wrong key).
+fn duration_problem(e: &humantime::DurationError) -> String {
+    use humantime::DurationError as E;
+    match e {
+        E::InvalidCharacter(at) => format!("unexpected character at position {}", at + 1),
+        E::NumberExpected(at) => format!("a number was expected at position {}", at + 1),
+        E::UnknownUnit { start, .. } => format!("unknown unit at position {}", start + 1),
+        E::NumberOverflow => "the number is too large".into(),
+        E::Empty => "it is empty".into(),
+    }
+}
+
 pub(crate) fn kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "nothing",
@@ -150,14 +163,17 @@ impl<'p> Fields<'p> {
                 None
             }
             Ok(d) if d > MAX_DURATION => {
-                self.problem(key, format!("`{s}` is longer than the limit of 365 days"));
+                self.problem(key, "is longer than the limit of 365 days");
                 None
             }
             Ok(d) => Some(d),
             Err(e) => {
                 self.problem(
                     key,
-                    format!("`{s}` is not a duration ({e}); use e.g. 30s, 5m, 1h"),
+                    format!(
+                        "is not a duration ({}): expected a number and a unit, e.g. 30s, 5m, 1h",
+                        duration_problem(&e)
+                    ),
                 );
                 None
             }
@@ -173,12 +189,21 @@ impl<'p> Fields<'p> {
             Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
                 s.trim_end_matches('/').to_string()
             }
+            // The scheme and host are part of the value, which is never repeated.
             Ok(_) => {
-                self.problem(key, format!("`{s}` must be an http:// or https:// URL"));
+                self.problem(
+                    key,
+                    "is not an http:// or https:// URL with a host: expected e.g. https://api.example.com",
+                );
                 default.to_string()
             }
+            // The parser's messages (`relative URL without a base`, `invalid port
+            // number`) never contain the input.
             Err(e) => {
-                self.problem(key, format!("`{s}` is not a URL ({e})"));
+                self.problem(
+                    key,
+                    format!("is not a URL ({e}): expected e.g. https://api.example.com"),
+                );
                 default.to_string()
             }
         }

@@ -89,11 +89,11 @@ surprise: 1
     let text = err.to_string();
     for needle in [
         "max_concurrent_requests:",
-        "defaults.interval: `soon` is not a duration",
+        "defaults.interval: is not a duration (a number was expected at position 1)",
         "defaults.colour: unknown key",
         "acedata[0].token: give exactly one of token, token_file, token_env",
-        "acedata[0].collectors: unknown collector `wallet`",
-        "acedata[0].history.page_size",
+        "acedata[0].collectors[1]: is not a collector: expected one of balance,",
+        "acedata[0].history.page_size: must be between 1 and 1000",
         "acedata[1].name: `main` is used by another acedata account",
         "acedata[1].timeout: 2m is longer than the interval 1m",
         "yeastar[0].client_id: is required",
@@ -119,6 +119,110 @@ fn mistyped_values_are_not_echoed() {
         text.contains("acedata[0].token: expected a string"),
         "{text}"
     );
+}
+
+/// A secret pasted under a key of every kind (duration, URL, number, enum, bool, and a
+/// nested duration) is named by its key, never repeated.
+#[test]
+fn a_secret_under_any_key_kind_is_not_echoed() {
+    const SECRET: &str = "ysecret-BBB7wq";
+    let yaml = format!(
+        r#"
+max_concurrent_requests: {SECRET}
+defaults:
+  timeout: {SECRET}
+acedata:
+  - name: m
+    token: t
+    interval: {SECRET}
+    base_url: {SECRET}
+    low_balance_threshold: {SECRET}
+    initialize_distribution: {SECRET}
+    collectors: [balance, {SECRET}]
+    history: {{ page_size: {SECRET}, full_sync_interval: "5 {SECRET}" }}
+yeastar:
+  - name: y
+    access_token: t
+    base_url: "{SECRET}:x"
+    max_staleness: "1ysecretBBB7wq"
+"#
+    );
+    let text = from_yaml(&yaml).unwrap_err().to_string();
+    assert!(!text.contains("ysecret") && !text.contains("BBB"), "{text}");
+    for needle in [
+        "max_concurrent_requests: expected usize (found a string)",
+        "defaults.timeout: is not a duration",
+        "acedata[0].interval: is not a duration (a number was expected at position 1): expected a number and a unit, e.g. 30s, 5m, 1h",
+        "acedata[0].base_url: is not a URL (relative URL without a base): expected e.g. https://",
+        "acedata[0].low_balance_threshold: expected f64 (found a string)",
+        "acedata[0].initialize_distribution: expected a boolean (found a string)",
+        "acedata[0].collectors[1]: is not a collector: expected one of balance, distribution_status",
+        "acedata[0].history.page_size: expected u32 (found a string)",
+        "acedata[0].history.full_sync_interval: is not a duration (unexpected character at position 10)",
+        "yeastar[0].base_url: is not an http:// or https:// URL with a host",
+        "yeastar[0].max_staleness: is not a duration (unknown unit at position 2)",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+    let too_long = from_yaml("defaults:\n  interval: 400d\nacedata:\n  - name: m\n    token: t\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        too_long.contains("defaults.interval: is longer than the limit of 365 days")
+            && !too_long.contains("400"),
+        "{too_long}"
+    );
+}
+
+/// Every way a secret can be unusable, for each secret of both vendors, is one problem
+/// on the key that gives it.
+#[test]
+fn a_missing_secret_is_one_problem() {
+    let dir = std::env::temp_dir().join(format!("be-one-cause-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let empty = dir.join("empty");
+    std::fs::write(&empty, "\n").unwrap();
+    let missing = dir.join("missing");
+    std::env::remove_var("BE_TEST_UNSET_SECRET");
+    let sources = [
+        (
+            "BE_TEST_UNSET_SECRET is not set",
+            "_env: BE_TEST_UNSET_SECRET".to_string(),
+        ),
+        ("is empty", format!("_file: {}", empty.display())),
+        ("cannot read", format!("_file: {}", missing.display())),
+        ("must not be empty", ": \"  \"".to_string()),
+    ];
+    for (expected, source) in &sources {
+        for (section, key, rest) in [
+            ("acedata", "token", ""),
+            ("yeastar", "client_secret", "    client_id: id\n"),
+            ("yeastar", "access_token", ""),
+        ] {
+            let yaml = format!("{section}:\n  - name: a\n{rest}    {key}{source}\n");
+            let err = from_yaml(&yaml).unwrap_err();
+            assert_eq!(err.problems.len(), 1, "{yaml}\n{err}");
+            let p = &err.problems[0];
+            assert!(p.starts_with(&format!("{section}[0].{key}")), "{yaml}\n{p}");
+            assert!(p.contains(expected), "{yaml}\n{p}");
+        }
+    }
+    // A Yeastar account with a client_id and no secret at all, or the reverse.
+    for (yaml, key) in [
+        (
+            "yeastar:\n  - name: a\n    client_id: id\n",
+            "yeastar[0].client_secret: is required",
+        ),
+        (
+            "yeastar:\n  - name: a\n    client_secret: s\n",
+            "yeastar[0].client_id: is required",
+        ),
+    ] {
+        let err = from_yaml(yaml).unwrap_err();
+        assert_eq!(err.problems.len(), 1, "{err}");
+        assert!(err.problems[0].starts_with(key), "{err}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

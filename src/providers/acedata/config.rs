@@ -147,7 +147,7 @@ impl AccountConfig {
                 let d = HistorySettings::default();
                 let page_size = h.take::<u32>("page_size").unwrap_or(d.page_size);
                 if page_size == 0 || page_size > 1000 {
-                    h.problem("page_size", format!("{page_size} is outside 1..=1000"));
+                    h.problem("page_size", "must be between 1 and 1000");
                 }
                 let full_sync_interval = h
                     .duration("full_sync_interval")
@@ -183,18 +183,20 @@ fn collectors(f: &mut Fields<'_>) -> Option<Vec<CollectorKind>> {
     let names = f.take::<Vec<String>>("collectors")?;
     let mut out = Vec::new();
     let mut ok = true;
-    for n in &names {
+    // Entries are named by their position: a mistyped entry is never repeated.
+    for (i, n) in names.iter().enumerate() {
+        let entry = format!("collectors[{i}]");
         match CollectorKind::ALL.iter().find(|k| k.config_name() == n) {
             Some(k) if out.contains(k) => {
-                f.problem("collectors", format!("`{n}` is listed twice"));
+                f.problem(&entry, format!("{} is listed twice", k.config_name()));
                 ok = false;
             }
             Some(k) => out.push(*k),
             None => {
                 let known: Vec<_> = CollectorKind::ALL.iter().map(|k| k.config_name()).collect();
                 f.problem(
-                    "collectors",
-                    format!("unknown collector `{n}` (known: {})", known.join(", ")),
+                    &entry,
+                    format!("is not a collector: expected one of {}", known.join(", ")),
                 );
                 ok = false;
             }

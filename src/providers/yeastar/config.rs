@@ -67,25 +67,17 @@ impl AccountConfig {
                 );
                 None
             }
+            // Each helper names its own problem (a missing key, an unset variable,
+            // an empty file): one cause, one problem.
             (true, false) => {
-                let client_id = f.string("client_id", false);
-                let secret = f.secret("client_secret", false);
-                match (client_id, secret) {
+                let client_id = f.string("client_id", true);
+                let client_secret = f.secret("client_secret", true);
+                match (client_id, client_secret) {
                     (Some(client_id), Some(client_secret)) => Some(Auth::ClientCredentials {
                         client_id,
                         client_secret,
                     }),
-                    (id, _) => {
-                        let path = f.path().to_string();
-                        let missing = if id.is_none() {
-                            "client_id"
-                        } else {
-                            "client_secret"
-                        };
-                        f.problem(missing, "is missing or invalid");
-                        f.problem_at(&path, "give client_id with client_secret (or client_secret_file / client_secret_env)");
-                        None
-                    }
+                    _ => None,
                 }
             }
             (false, true) => f.secret("access_token", true).map(Auth::StaticToken),
