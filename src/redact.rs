@@ -28,8 +28,22 @@ const SECRET_KEYS: [&str; 9] = [
 ];
 
 /// `message` with every secret in `secrets` and every token-looking word masked,
-/// cut to [`MAX_MESSAGE_CHARS`].
+/// cut to [`MAX_MESSAGE_CHARS`]. For text from upstream.
 pub fn redact(message: &str, secrets: &[SecretString]) -> String {
+    let out = replace_known(message, secrets);
+    truncate(&mask_words(&out), MAX_MESSAGE_CHARS)
+}
+
+/// `message` with every secret in `secrets` replaced, cut to [`MAX_MESSAGE_CHARS`],
+/// its words left alone. For the exporter's own messages about where a secret comes
+/// from (`no platform token: /run/secrets/token is empty`): they name a file or a
+/// variable, never a value, and word masking would eat the path or the words after
+/// `token:`.
+pub fn redact_known(message: &str, secrets: &[SecretString]) -> String {
+    truncate(&replace_known(message, secrets), MAX_MESSAGE_CHARS)
+}
+
+fn replace_known(message: &str, secrets: &[SecretString]) -> String {
     let mut out = message.to_string();
     let mut known: Vec<&str> = secrets
         .iter()
@@ -42,8 +56,7 @@ pub fn redact(message: &str, secrets: &[SecretString]) -> String {
         out = out.replace(secret, REDACTED);
         out = redact_cut_prefix(&out, secret);
     }
-    out = mask_words(&out);
-    truncate(&out, MAX_MESSAGE_CHARS)
+    out
 }
 
 /// An upstream message may have been cut in the middle of a secret (`…` marks the cut):
@@ -67,18 +80,27 @@ fn mask_words(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     // After `Bearer`/`Basic`: the next word is a credential.
     let mut mask_next = false;
+    // After a secret-named key and a space: the next word, if it looks like a value
+    // (`token ab12-x`) rather than a word (`token expired`).
+    let mut mask_value = false;
     // After a secret-named key: the next word is its value if `=` or `:` comes between.
     let mut after_key = false;
     for piece in split_keep(text) {
         if piece.chars().all(is_separator) {
             if after_key && piece.contains(['=', ':']) {
                 mask_next = true;
+            } else if after_key && piece.chars().all(char::is_whitespace) {
+                mask_value = true;
             }
             after_key = false;
             out.push_str(piece);
             continue;
         }
         after_key = false;
+        if std::mem::take(&mut mask_value) && looks_like_value(piece) {
+            out.push_str(REDACTED);
+            continue;
+        }
         let lower = piece.to_ascii_lowercase();
         // `Authorization: Bearer x`: the scheme stays, the credential after it goes.
         if lower == "bearer" || lower == "basic" {
@@ -127,6 +149,16 @@ fn split_keep(text: &str) -> Vec<&str> {
         parts.push(&text[start..]);
     }
     parts
+}
+
+/// A word that reads as a value rather than as English: it has a digit, a capital
+/// after the first letter, or inner punctuation (`ab12`, `xYz`, `ys-secret`).
+fn looks_like_value(word: &str) -> bool {
+    let word = word.trim_end_matches(['.', ',']);
+    word.chars().any(|c| c.is_ascii_digit())
+        || word.chars().skip(1).any(|c| c.is_uppercase())
+        || word.contains(['-', '_', '+', '/', '~', '.'])
+        || word.chars().count() >= 24
 }
 
 fn looks_like_secret(word: &str) -> bool {
@@ -212,6 +244,44 @@ mod tests {
         assert_eq!(
             redact("Invalid client_id or client_secret", &[]),
             "Invalid client_id or client_secret"
+        );
+    }
+
+    #[test]
+    fn the_value_after_token_is_masked_but_words_stay() {
+        for (message, leaked) in [
+            ("upstream failed for token ace-7f3a9c", "ace-7f3a9c"),
+            ("Invalid token abcDEFghi given", "abcDEFghi"),
+            ("bad secret s3cr3t.", "s3cr3t"),
+            ("api_key zz_top_value rejected", "zz_top_value"),
+        ] {
+            let out = redact(message, &[]);
+            assert!(!out.contains(leaked), "{message} -> {out}");
+            assert!(out.contains(REDACTED), "{message} -> {out}");
+        }
+        for m in [
+            "token expired",
+            "Invalid token. Please log in again",
+            "the token is invalid",
+            "client secret mismatch",
+        ] {
+            assert_eq!(redact(m, &[]), m);
+        }
+    }
+
+    #[test]
+    fn our_own_messages_keep_their_words_and_paths() {
+        let s = secrets(&["the-real-token-value"]);
+        for m in [
+            "no platform token: /tmp/x/acetok.txt is empty",
+            "no platform token: cannot read /tmp/x/acetok.txt: No such file or directory (os error 2)",
+            "no client secret: environment variable YEASTAR_CLIENT_SECRET is not set",
+        ] {
+            assert_eq!(redact_known(m, &s), m);
+        }
+        assert_eq!(
+            redact_known("token file holds the-real-token-value", &s),
+            "token file holds [redacted]"
         );
     }
 

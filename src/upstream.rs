@@ -17,6 +17,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use rand::Rng;
 use reqwest::{RequestBuilder, Response, StatusCode};
+use secrecy::SecretString;
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
@@ -174,12 +175,16 @@ impl Upstream {
     /// errors by status. Each try is limited by `timeout` (connect, headers and
     /// body); failed tries are retried as the module documentation says, as long as
     /// a retry can finish before `deadline` (the start of the next poll). Without a
-    /// deadline the request is tried once.
+    /// deadline the request is tried once. `secrets` are the credentials the request
+    /// carries: an upstream may echo them in an error, and the debug log of a retry
+    /// replaces them (as the status page and the failure log line do with the
+    /// collector's secrets).
     pub async fn send(
         &self,
         request: RequestBuilder,
         timeout: Duration,
         deadline: Option<Instant>,
+        secrets: &[SecretString],
     ) -> Result<Bytes, CollectError> {
         let mut attempt = 1;
         let mut limit = timeout;
@@ -202,10 +207,10 @@ impl Upstream {
             // A retry needs time to do something useful before the deadline.
             let left = deadline.saturating_duration_since(starts);
             if left < timeout.min(MIN_RETRY_WINDOW) {
-                tracing::debug!(reason = error.reason(), error = %crate::redact::redact(&error.to_string(), &[]), attempt, "not retrying: the next try would not finish before the next poll");
+                tracing::debug!(reason = error.reason(), error = %crate::redact::redact(&error.to_string(), secrets), attempt, "not retrying: the next try would not finish before the next poll");
                 return Err(error);
             }
-            tracing::debug!(reason = error.reason(), error = %crate::redact::redact(&error.to_string(), &[]), attempt, retry_in_seconds = delay.as_secs_f64(), "upstream request failed; retrying");
+            tracing::debug!(reason = error.reason(), error = %crate::redact::redact(&error.to_string(), secrets), attempt, retry_in_seconds = delay.as_secs_f64(), "upstream request failed; retrying");
             tokio::time::sleep(delay).await;
             attempt += 1;
             limit = timeout.min(left);

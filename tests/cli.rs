@@ -93,6 +93,70 @@ fn config_check_accepts_the_example_and_names_every_problem() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// `--config.check` with a secret pasted under a key of every kind (duration, URL,
+/// number, collector name, boolean): each key is named with what was expected, and
+/// the secret is never printed. An unset secret variable is one problem.
+#[test]
+fn config_check_never_repeats_a_mistyped_value() {
+    const SECRET: &str = "ysecret-BBB-4f2a";
+    let dir = scratch("mistyped");
+    let bad = dir.join("bad.yaml");
+    std::fs::write(
+        &bad,
+        format!(
+            "acedata:\n  - name: a\n    token: t\n    interval: {SECRET}\n    base_url: {SECRET}\n\
+             \x20   history: {{ page_size: {SECRET} }}\n    collectors: [{SECRET}]\n\
+             \x20   initialize_distribution: {SECRET}\n"
+        ),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["--config.check", "--config.file"])
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !text.contains("ysecret") && !text.contains("4f2a"),
+        "{text}"
+    );
+    for needle in [
+        "(5 problems)",
+        "acedata[0].interval: is not a duration",
+        "acedata[0].base_url: is not a URL",
+        "acedata[0].history.page_size: expected u32",
+        "acedata[0].collectors[0]: is not a collector: expected one of balance,",
+        "acedata[0].initialize_distribution: expected a boolean",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in {text}");
+    }
+
+    let unset = Command::new(BIN)
+        .args([
+            "--config.check",
+            "--config.file",
+            "config/balance-exporter.example.yaml",
+        ])
+        .env("ACEDATA_TOKEN", "x")
+        .env_remove("YEASTAR_CLIENT_SECRET")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&unset.stderr);
+    assert!(
+        text.contains("(1 problem)")
+            && text.contains(
+                "yeastar[0].client_secret_env: environment variable YEASTAR_CLIENT_SECRET is not set"
+            ),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// A running binary whose stderr lines arrive on a channel.
 struct Running {
     child: Child,

@@ -101,4 +101,8 @@ pub enum Fault {
     /// `refresh_token` form field (HTTP 200, `invalid_client`). Tests that secrets never
     /// reach a log line or the status page.
     EchoCredentials,
+    /// HTTP 500 whose message names the request's credential in plain words
+    /// (`… for token <value>`), as a failing backend's debug output might: a 5xx is
+    /// retried, so this reaches the retry's debug log line.
+    EchoCredentialsServerError,
 }

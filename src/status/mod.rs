@@ -88,8 +88,13 @@ impl ErrorInfo {
     pub fn from_error(e: &CollectError, secrets: &[SecretString], at: SystemTime) -> ErrorInfo {
         let clean = |s: &str| redact::redact(s, secrets);
         let (http_status, code, request_id, message) = match e {
+            // Status 0: no request was made; the exporter's own message about the
+            // secret's source (a file or variable name, never a value).
+            CollectError::Unauthorized { status: 0, detail } => {
+                (None, None, None, redact::redact_known(detail, secrets))
+            }
             CollectError::Unauthorized { status, detail } => {
-                ((*status != 0).then_some(*status), None, None, clean(detail))
+                (Some(*status), None, None, clean(detail))
             }
             CollectError::HttpStatus { status, detail } => {
                 (Some(*status), None, None, clean(detail))

@@ -103,7 +103,7 @@ impl Collector for MeterCollector {
             let request = self.upstream.client().get(&self.url);
             let body = self
                 .upstream
-                .send(request, self.timeout, Some(deadline))
+                .send(request, self.timeout, Some(deadline), &[])
                 .await?;
             let level = std::str::from_utf8(&body)
                 .ok()

@@ -261,7 +261,11 @@ async fn run(format: &str) {
         &config(
             &sim.base_url(),
             &dir,
-            &format!("  - name: broken\n    access_token: {YS_STATIC}\n    client_id: x\n    colour: {ACE}\nmax_concurrent_requests: \"{ACE}\"\n"),
+            &format!(
+                "  - name: broken\n    access_token: {YS_STATIC}\n    client_id: x\n    colour: {ACE}\n\
+                 \x20   interval: {ACE}\n    base_url: {ACE}\n    low_balance_threshold: {ACE}\n\
+                 max_concurrent_requests: \"{ACE}\"\n"
+            ),
         ),
     );
     let r = client
@@ -280,6 +284,21 @@ async fn run(format: &str) {
     assert_eq!(s, 200);
     assert!(page.contains("rejected"), "{page}");
     bodies.push(page);
+    // Each mistyped key is named, with what was expected.
+    let (_, json) = get("/status?format=json", Some(WEB_PASSWORD)).await;
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let problems = v["last_reload"]["problems"].as_str().unwrap_or_default();
+    for key in [
+        "interval: is not a duration",
+        "base_url: is not a URL",
+        "low_balance_threshold: expected",
+    ] {
+        assert!(
+            problems.contains(&format!("yeastar[2].{key}")),
+            "{problems}"
+        );
+    }
+    bodies.push(json);
 
     // SIGHUP: an invalid config is rejected with an error line, a valid one is taken.
     signal(&child, "HUP");
@@ -399,4 +418,179 @@ async fn no_secret_in_any_output_logfmt() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_in_any_output_json() {
     run("json").await;
+}
+
+/// The real binary on `127.0.0.1:0` at `--log.level debug` (logfmt): the child, its
+/// captured stderr and its base URL.
+async fn start_debug(config: &std::path::Path) -> (Child, Output, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_balance-exporter"))
+        .args(["--config.file", config.to_str().unwrap()])
+        .args(["--web.listen-address", "127.0.0.1:0"])
+        .args(["--log.level", "debug"])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = Output::capture(child.stderr.take().unwrap());
+    let listening = stderr.wait_for("listening", "127.0.0.1:").await;
+    let port: String = listening
+        .split("127.0.0.1:")
+        .nth(1)
+        .unwrap()
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    (child, stderr, format!("http://127.0.0.1:{port}"))
+}
+
+async fn stop(child: Child, stderr: Output) -> String {
+    signal(&child, "TERM");
+    let mut child = child;
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    assert!(status.success(), "exit status {status:?}");
+    stderr.finish().await
+}
+
+/// The last error message of the (account, collector) row on `/status?format=json`,
+/// once it contains `what`.
+async fn status_message(base: &str, account: &str, collector: &str, what: &str) -> Option<String> {
+    eventually(|| async {
+        let v: serde_json::Value = reqwest::get(format!("{base}/status?format=json"))
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        v["tasks"]
+            .as_array()?
+            .iter()
+            .filter(|t| t["account"] == account && t["collector"] == collector)
+            .filter_map(|t| t["last_error"]["message"].as_str())
+            .find(|m| m.contains(what))
+            .map(String::from)
+    })
+    .await
+}
+
+/// The exporter's own messages about a token file (empty, missing) name the file and
+/// keep every word, on the status page and in the log: the redactor masks secrets,
+/// not paths.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_file_problems_keep_their_words_and_paths() {
+    let sim = Simulator::start(SimOptions::default()).await.unwrap();
+    sim.add_acedata_account(ACE);
+    let dir = temp_dir("own-words");
+    let token = dir.join("acetok.txt");
+    write(&token, ACE);
+    let config_path = dir.join("config.yaml");
+    write(
+        &config_path,
+        &format!(
+            "defaults:\n  interval: 1s\n  timeout: 500ms\n  max_staleness: 1h\n\
+             acedata:\n  - name: ace\n    base_url: {}\n    token_file: {}\n    collectors: [balance]\n",
+            sim.base_url(),
+            token.display()
+        ),
+    );
+    let (child, stderr, base) = start_debug(&config_path).await;
+
+    rewrite(&token, "\n");
+    let empty = format!("no platform token: {} is empty", token.display());
+    let shown = status_message(&base, "ace", "acedata_balance", "is empty").await;
+    assert_eq!(shown.as_deref(), Some(empty.as_str()), "{}", stderr.text());
+    stderr.wait_for("collection failed", &empty).await;
+    let page = reqwest::get(format!("{base}/status"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(&empty), "{page}");
+
+    std::fs::remove_file(&token).unwrap();
+    let missing = format!(
+        "no platform token: cannot read {}: No such file or directory",
+        token.display()
+    );
+    let shown = status_message(&base, "ace", "acedata_balance", "cannot read").await;
+    assert!(
+        shown.as_deref().is_some_and(|m| m.starts_with(&missing)),
+        "{shown:?}\n{}",
+        stderr.text()
+    );
+    stderr.wait_for("collection failed", &missing).await;
+    let log = stop(child, stderr).await;
+    assert!(!log.contains(ACE) && !log.contains(MARKER), "{log}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// An upstream 5xx whose message names the credential it was sent (`… token <value>`)
+/// is retried; the retry's debug line, the failure line and the status page show it
+/// redacted: the Ace Data Cloud token, a Yeastar client secret, a Yeastar access token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_5xx_echoing_the_token_never_reaches_the_debug_log() {
+    let sim = Simulator::start(SimOptions::default()).await.unwrap();
+    sim.add_acedata_account(ACE);
+    sim.add_yeastar_client(YS_ID, YS_CLIENT_SECRET);
+    sim.add_yeastar_static_token(YS_STATIC);
+    let dir = temp_dir("echo-5xx");
+    let config_path = dir.join("config.yaml");
+    // A long interval: a 5xx is retried while a try still fits before the next poll.
+    write(
+        &config_path,
+        &format!(
+            "defaults:\n  interval: 1m\n  timeout: 2s\n\
+             acedata:\n  - name: ace\n    base_url: {b}\n    token: {ACE}\n    collectors: [balance]\n\
+             yeastar:\n  - name: ys\n    base_url: {b}\n    client_id: {YS_ID}\n    client_secret: {YS_CLIENT_SECRET}\n\
+             \x20 - name: ys-static\n    base_url: {b}\n    access_token: {YS_STATIC}\n",
+            b = sim.base_url()
+        ),
+    );
+    // The token route fails for `ys`, the balance route for `ys-static` (`ys` never
+    // gets that far).
+    for route in [
+        Route::AcedataBalance,
+        Route::YeastarToken,
+        Route::YeastarBalance,
+    ] {
+        sim.inject_fault(route, Fault::EchoCredentialsServerError, None);
+    }
+    let (child, stderr, base) = start_debug(&config_path).await;
+    const SHOWN: &str = "checking token [redacted]";
+    // At least one retry per account, each with the credential redacted.
+    let retried = eventually(|| async {
+        let lines = stderr.lines.lock().unwrap();
+        let retries = lines
+            .iter()
+            .filter(|l| l.contains("retrying") && l.contains(SHOWN))
+            .count();
+        (retries >= 3).then_some(())
+    })
+    .await;
+    assert!(retried.is_some(), "{}", stderr.text());
+    for (account, collector) in [
+        ("ace", "acedata_balance"),
+        ("ys", "yeastar_balance"),
+        ("ys-static", "yeastar_balance"),
+    ] {
+        let shown = status_message(&base, account, collector, "checking token").await;
+        assert!(
+            shown.as_deref().is_some_and(|m| m.contains(SHOWN)),
+            "{account}: {shown:?}\n{}",
+            stderr.text()
+        );
+        stderr
+            .wait_for("collection failed", &format!("account={account} "))
+            .await;
+    }
+    let log = stop(child, stderr).await;
+    for s in [ACE, YS_CLIENT_SECRET, YS_STATIC] {
+        assert!(!log.contains(s), "{s} in:\n{log}");
+    }
+    assert!(!log.contains(MARKER), "{log}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

@@ -91,7 +91,7 @@ impl AcedataClient {
         }
         self.account
             .upstream
-            .send(request, self.account.timeout, self.deadline)
+            .send(request, self.account.timeout, self.deadline, &[token])
             .await
     }
 

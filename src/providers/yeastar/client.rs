@@ -42,8 +42,13 @@ impl YeastarClient {
         }
     }
 
-    /// `POST /auth/openapi/v1/oauth/token` with the given form.
-    async fn token(&self, form: &[(&str, &str)]) -> Result<TokenGrant, CollectError> {
+    /// `POST /auth/openapi/v1/oauth/token` with the given form, whose `secret` field
+    /// is the credential it carries.
+    async fn token(
+        &self,
+        form: &[(&str, &str)],
+        secret: &SecretString,
+    ) -> Result<TokenGrant, CollectError> {
         let request = self
             .upstream
             .client()
@@ -53,7 +58,12 @@ impl YeastarClient {
             .form(form);
         let body = self
             .upstream
-            .send(request, self.timeout, self.deadline)
+            .send(
+                request,
+                self.timeout,
+                self.deadline,
+                std::slice::from_ref(secret),
+            )
             .await?;
         model::parse_token(&body)
     }
@@ -64,20 +74,26 @@ impl YeastarClient {
         client_id: &str,
         client_secret: &SecretString,
     ) -> Result<TokenGrant, CollectError> {
-        self.token(&[
-            ("client_id", client_id),
-            ("client_secret", client_secret.expose_secret()),
-            ("grant_type", "pp_credentials"),
-        ])
+        self.token(
+            &[
+                ("client_id", client_id),
+                ("client_secret", client_secret.expose_secret()),
+                ("grant_type", "pp_credentials"),
+            ],
+            client_secret,
+        )
         .await
     }
 
     /// Refresh (`grant_type=refresh_token`).
     pub async fn refresh(&self, refresh_token: &SecretString) -> Result<TokenGrant, CollectError> {
-        self.token(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", refresh_token.expose_secret()),
-        ])
+        self.token(
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token.expose_secret()),
+            ],
+            refresh_token,
+        )
         .await
     }
 
@@ -98,7 +114,12 @@ impl YeastarClient {
             );
         let body = self
             .upstream
-            .send(request, self.timeout, self.deadline)
+            .send(
+                request,
+                self.timeout,
+                self.deadline,
+                std::slice::from_ref(access_token),
+            )
             .await?;
         model::parse_balance(&body)
     }

@@ -182,6 +182,13 @@ impl Vendor for AcedataSim {
                 let bearer = req.authorization.as_deref().and_then(bearer).unwrap_or("");
                 detail(401, &format!("Invalid token: Bearer {bearer} was rejected"))
             }
+            Fault::EchoCredentialsServerError => {
+                let bearer = req.authorization.as_deref().and_then(bearer).unwrap_or("");
+                detail(
+                    500,
+                    &format!("Backend failure while checking token {bearer}"),
+                )
+            }
             _ => Reply::json(
                 400,
                 &json!({

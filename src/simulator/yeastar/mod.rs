@@ -171,6 +171,25 @@ impl Vendor for YeastarSim {
                     }),
                 },
             ),
+            Fault::EchoCredentialsServerError => {
+                let credential = match route {
+                    Route::YeastarToken => req
+                        .form_param("refresh_token")
+                        .or_else(|| req.form_param("client_secret"))
+                        .unwrap_or_default(),
+                    _ => req
+                        .authorization
+                        .as_deref()
+                        .and_then(bearer)
+                        .unwrap_or("")
+                        .to_string(),
+                };
+                error(
+                    500,
+                    "internal_server_error",
+                    &format!("Backend failure while checking token {credential}"),
+                )
+            }
             Fault::EchoCredentials => match route {
                 Route::YeastarToken => {
                     let detail = match req.form_param("refresh_token") {
