@@ -1,18 +1,51 @@
 //! Where the HTTP server listens: one or more `host:port` addresses
 //! (`--web.listen-address`, repeatable), or the sockets systemd hands over on socket
 //! activation (`--web.systemd-socket`: `LISTEN_PID`/`LISTEN_FDS`, descriptors from 3).
+//!
+//! `:port` means every interface of both families, as Go's `:9100` does in every
+//! Prometheus exporter: one IPv6 socket with `IPV6_V6ONLY` off, which also takes IPv4
+//! connections (as IPv4-mapped addresses), or an IPv4 socket where the host has no IPv6.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use tokio::net::TcpListener;
 
 /// How to get the listening sockets.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Listen {
-    /// Bind each `host:port` (port 0 picks a free port).
+    /// Bind each address as given on the command line (see [`parse_address`]; port 0
+    /// picks a free port).
     Addresses(Vec<String>),
     /// Take the sockets passed by systemd socket activation.
     SystemdSocket,
+}
+
+/// One `--web.listen-address` value, understood.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Address {
+    /// `:port`: every interface, IPv6 and IPv4.
+    AllInterfaces(u16),
+    /// `host:port` (a name, an IPv4 address or a bracketed IPv6 address), bound as
+    /// it resolves.
+    Host(String),
+}
+
+/// Read one `--web.listen-address` value without binding or resolving it; the error
+/// says what is wrong and what is expected.
+pub fn parse_address(given: &str) -> Result<Address, String> {
+    let Some((host, port)) = given.rsplit_once(':') else {
+        return Err("expected host:port, or :port for every interface".into());
+    };
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("the port {port:?} is not a number from 0 to 65535"))?;
+    if host.is_empty() {
+        return Ok(Address::AllInterfaces(port));
+    }
+    if host.contains(':') && !(host.starts_with('[') && host.ends_with(']')) {
+        return Err("an IPv6 address needs brackets, e.g. [::1]:9977".into());
+    }
+    Ok(Address::Host(given.to_string()))
 }
 
 /// Why the sockets could not be had.
@@ -23,6 +56,8 @@ pub enum ListenError {
         address: String,
         source: std::io::Error,
     },
+    #[error("--web.listen-address={address}: {problem}")]
+    Invalid { address: String, problem: String },
     #[error("no listen address given")]
     NoAddress,
     #[error("--web.systemd-socket: {0}")]
@@ -36,13 +71,7 @@ pub async fn open(listen: &Listen) -> Result<Vec<(TcpListener, SocketAddr)>, Lis
         Listen::Addresses(addresses) => {
             let mut out = Vec::with_capacity(addresses.len());
             for address in addresses {
-                let l = TcpListener::bind(address)
-                    .await
-                    .map_err(|source| ListenError::Bind {
-                        address: address.clone(),
-                        source,
-                    })?;
-                out.push(l);
+                out.push(bind(address).await?);
             }
             out
         }
@@ -58,6 +87,52 @@ pub async fn open(listen: &Listen) -> Result<Vec<(TcpListener, SocketAddr)>, Lis
             Ok((l, addr))
         })
         .collect()
+}
+
+async fn bind(address: &str) -> Result<TcpListener, ListenError> {
+    let parsed = parse_address(address).map_err(|problem| ListenError::Invalid {
+        address: address.to_string(),
+        problem,
+    })?;
+    let bound = match parsed {
+        Address::AllInterfaces(port) => bind_all_interfaces(port),
+        Address::Host(host_port) => TcpListener::bind(host_port).await,
+    };
+    bound.map_err(|source| ListenError::Bind {
+        address: address.to_string(),
+        source,
+    })
+}
+
+/// Every interface on `port`: a dual-stack IPv6 socket, or IPv4 only where the host
+/// cannot make one (no IPv6 in the kernel, IPv6 turned off, no dual-stack sockets).
+/// A port in use or not allowed is an error either way.
+fn bind_all_interfaces(port: u16) -> std::io::Result<TcpListener> {
+    use std::io::ErrorKind;
+    match bind_socket(SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)), true) {
+        Ok(l) => Ok(l),
+        Err(e) if matches!(e.kind(), ErrorKind::AddrInUse | ErrorKind::PermissionDenied) => Err(e),
+        Err(e) => {
+            tracing::info!(port, error = %e, "no IPv6 socket on this host: listening on IPv4 only");
+            bind_socket(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)), false)
+        }
+    }
+}
+
+/// A listening socket on `addr`, set up as tokio's `TcpListener::bind` does
+/// (`SO_REUSEADDR` on Unix, a backlog of 1024); `dual_stack` turns `IPV6_V6ONLY` off.
+fn bind_socket(addr: SocketAddr, dual_stack: bool) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if dual_stack {
+        socket.set_only_v6(false)?;
+    }
+    #[cfg(unix)]
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    socket.set_nonblocking(true)?;
+    TcpListener::from_std(socket.into())
 }
 
 /// The first descriptor systemd passes (`SD_LISTEN_FDS_START`).
@@ -140,5 +215,65 @@ mod tests {
             open(&Listen::Addresses(vec![])).await,
             Err(ListenError::NoAddress)
         ));
+    }
+
+    #[test]
+    fn addresses_parse() {
+        assert_eq!(parse_address(":9977"), Ok(Address::AllInterfaces(9977)));
+        assert_eq!(
+            parse_address("[::1]:0"),
+            Ok(Address::Host("[::1]:0".into()))
+        );
+        assert_eq!(
+            parse_address("localhost:80"),
+            Ok(Address::Host("localhost:80".into()))
+        );
+        for bad in ["9977", ":http", ":70000", "::1:9977", "host:"] {
+            assert!(parse_address(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// Whether this host can listen on the IPv6 loopback at all.
+    async fn host_has_ipv6() -> bool {
+        TcpListener::bind("[::1]:0").await.is_ok()
+    }
+
+    #[tokio::test]
+    async fn port_only_listens_on_ipv6_and_ipv4() {
+        let got = open(&Listen::Addresses(vec![":0".into()])).await.unwrap();
+        let (listener, addr) = &got[0];
+        let port = addr.port();
+        let mut targets = vec![SocketAddr::from((Ipv4Addr::LOCALHOST, port))];
+        if host_has_ipv6().await {
+            assert!(addr.is_ipv6(), "{addr}");
+            targets.push(SocketAddr::from((Ipv6Addr::LOCALHOST, port)));
+        } else {
+            // The fallback where the host has no IPv6: IPv4 still works.
+            assert!(addr.is_ipv4(), "{addr}");
+        }
+        for target in targets {
+            let (client, accepted) =
+                tokio::join!(tokio::net::TcpStream::connect(target), listener.accept());
+            client.unwrap_or_else(|e| panic!("connect to {target}: {e}"));
+            accepted.unwrap();
+        }
+        // An explicit IPv4 address stays IPv4 only.
+        let v4 = open(&Listen::Addresses(vec!["127.0.0.1:0".into()]))
+            .await
+            .unwrap();
+        assert!(v4[0].1.is_ipv4());
+    }
+
+    #[tokio::test]
+    async fn a_port_in_use_is_an_error_on_both_families() {
+        let first = open(&Listen::Addresses(vec![":0".into()])).await.unwrap();
+        let port = first[0].1.port();
+        let again = open(&Listen::Addresses(vec![format!(":{port}")])).await;
+        assert!(
+            matches!(&again, Err(ListenError::Bind { source, .. }) if source.kind() == std::io::ErrorKind::AddrInUse),
+            "{again:?}"
+        );
+        let bad = open(&Listen::Addresses(vec![":x".into()])).await;
+        assert!(matches!(bad, Err(ListenError::Invalid { .. })), "{bad:?}");
     }
 }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use balance_exporter::app::{Application, ConfigSource, Settings};
-use balance_exporter::cli::{check, listen_address, Cli};
+use balance_exporter::cli::{check, Cli};
 use balance_exporter::listen::Listen;
 use balance_exporter::shard::{self, Shard};
 use balance_exporter::telemetry;
@@ -63,12 +63,7 @@ async fn run(cli: Cli, shard: Shard) -> ExitCode {
     let listen = if cli.systemd_socket {
         Listen::SystemdSocket
     } else {
-        Listen::Addresses(
-            cli.listen_address
-                .iter()
-                .map(|a| listen_address(a))
-                .collect(),
-        )
+        Listen::Addresses(cli.listen_address.clone())
     };
     let (config, _demo) = if cli.demo {
         match balance_exporter::demo::start().await {

@@ -305,6 +305,32 @@ fn demo_serves_every_metric_and_exits_zero_on_sigterm() {
     }
 }
 
+/// `:port` (the form of the default `:9977`) answers on IPv6 and IPv4 loopback; a host
+/// without IPv6 falls back to IPv4 only.
+#[test]
+fn port_only_listens_on_both_families() {
+    let mut r = Running::start(&["--demo", "--web.listen-address", ":0"]);
+    let addr = address_from(&r.wait_line("listening"));
+    let port = addr.rsplit_once(':').unwrap().1;
+    let has_ipv6 = std::net::TcpListener::bind("[::1]:0").is_ok();
+    let mut targets = vec![format!("127.0.0.1:{port}")];
+    if has_ipv6 {
+        assert_eq!(addr, format!("[::]:{port}"));
+        targets.push(format!("[::1]:{port}"));
+    } else {
+        assert_eq!(addr, format!("0.0.0.0:{port}"));
+    }
+    for target in &targets {
+        assert_eq!(
+            http_get(target, "/-/healthy"),
+            (200, "Healthy\n".into()),
+            "{target}"
+        );
+    }
+    let (status, _) = r.terminate();
+    assert!(status.success(), "exit status {status:?}");
+}
+
 #[test]
 fn failed_attempts_log_one_json_line_with_collector_account_reason() {
     let dir = scratch("jsonlog");
