@@ -288,7 +288,16 @@ async fn route(req: Request<Incoming>, state: &ServerState, landing: Bytes) -> R
 
 /// `/status`: HTML, or JSON with `?format=json`; `?account=` and `?state=` filter.
 fn status_page(req: &Request<Incoming>, state: &ServerState) -> Response<Body> {
-    let query = page::Query::parse(req.uri().query());
+    let query = match page::Query::parse(req.uri().query()) {
+        Ok(q) => q,
+        Err(problem) => {
+            return response(
+                StatusCode::BAD_REQUEST,
+                "text/plain; charset=utf-8",
+                Bytes::from(format!("{problem}\n")),
+            )
+        }
+    };
     let snap = state.status.snapshot();
     let mut r = if query.json {
         response(

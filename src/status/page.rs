@@ -8,28 +8,39 @@ use super::{ErrorInfo, Snapshot, State, TaskStatus};
 /// What the query string asks for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Query {
-    /// Only this account (exact name); empty = all.
-    pub account: Option<String>,
+    /// Only these accounts (exact names); empty = all.
+    pub accounts: Vec<String>,
     /// Only these states; empty = all.
     pub states: Vec<State>,
     pub json: bool,
-    /// `?state=` values that name no state (reported on the page).
-    pub unknown_states: Vec<String>,
 }
 
 impl Query {
-    /// Parse `account`, `state` (repeatable or comma-separated) and `format`.
-    pub fn parse(query: Option<&str>) -> Query {
+    /// Parse `account` and `state` (each repeatable, or comma-separated, or both) and
+    /// `format`. A state that names no state is an error that lists the valid ones.
+    pub fn parse(query: Option<&str>) -> Result<Query, String> {
         let mut q = Query::default();
+        let mut unknown = Vec::new();
         for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+            let values = v.split(',').map(str::trim).filter(|s| !s.is_empty());
             match &*k {
-                "account" if !v.trim().is_empty() => q.account = Some(v.trim().to_string()),
+                "account" => {
+                    // A name may itself hold a comma: the whole value is one more name.
+                    if v.contains(',') && !v.trim().is_empty() {
+                        q.accounts.push(v.trim().to_string());
+                    }
+                    for a in values {
+                        if !q.accounts.iter().any(|x| x == a) {
+                            q.accounts.push(a.to_string());
+                        }
+                    }
+                }
                 "state" => {
-                    for s in v.split(',').filter(|s| !s.trim().is_empty()) {
+                    for s in values {
                         match State::parse(s) {
                             Some(st) if !q.states.contains(&st) => q.states.push(st),
                             Some(_) => {}
-                            None => q.unknown_states.push(s.trim().to_string()),
+                            None => unknown.push(s.to_string()),
                         }
                     }
                 }
@@ -37,11 +48,20 @@ impl Query {
                 _ => {}
             }
         }
-        q
+        if unknown.is_empty() {
+            Ok(q)
+        } else {
+            let valid: Vec<&str> = State::ALL.iter().map(|s| s.as_str()).collect();
+            Err(format!(
+                "unknown state {}: the states are {}",
+                unknown.join(", "),
+                valid.join(", ")
+            ))
+        }
     }
 
     fn keeps(&self, t: &TaskStatus) -> bool {
-        self.account.as_ref().is_none_or(|a| *a == t.account)
+        (self.accounts.is_empty() || self.accounts.contains(&t.account))
             && (self.states.is_empty() || self.states.contains(&t.state))
     }
 }
@@ -152,13 +172,6 @@ pub fn html(all: Snapshot, q: &Query, telemetry_path: &str) -> String {
     header(&mut o, &all, telemetry_path);
     counts(&mut o, &all);
     filter_form(&mut o, &all, q);
-    if !q.unknown_states.is_empty() {
-        let _ = writeln!(
-            o,
-            "<p class=\"muted\">Unknown state filter {} ignored; states are failing, stale, not_yet_run, ok.</p>",
-            esc(&q.unknown_states.join(", "))
-        );
-    }
     let snap = filter(all, q);
     if snap.tasks.is_empty() {
         o.push_str("<p>No collector matches.</p>\n");
@@ -234,7 +247,10 @@ fn filter_form(o: &mut String, snap: &Snapshot, q: &Query) {
     accounts.sort_unstable();
     accounts.dedup();
     o.push_str("<form method=\"get\" action=\"/status\">\n<label>Account <select name=\"account\"><option value=\"\">all</option>");
-    let current = q.account.as_deref();
+    let current = match q.accounts.as_slice() {
+        [one] => Some(one.as_str()),
+        _ => None,
+    };
     let mut listed = accounts.clone();
     if let Some(c) = current {
         if !listed.contains(&c) {
@@ -365,17 +381,59 @@ mod tests {
     #[test]
     fn query_parses_filters() {
         let q = Query::parse(Some(
-            "account=a%20b&state=failing,stale&state=bogus&format=json",
-        ));
-        assert_eq!(q.account.as_deref(), Some("a b"));
-        assert_eq!(q.states, [State::Failing, State::Stale]);
-        assert_eq!(q.unknown_states, ["bogus"]);
+            "account=a%20b&state=failing,stale&state=ok&format=json",
+        ))
+        .unwrap();
+        assert_eq!(q.accounts, ["a b"]);
+        assert_eq!(q.states, [State::Failing, State::Stale, State::Ok]);
         assert!(q.json);
         assert_eq!(
-            Query::parse(Some("state=not+yet+run")).states,
+            Query::parse(Some("state=not+yet+run")).unwrap().states,
             [State::NotYetRun]
         );
-        assert_eq!(Query::parse(None), Query::default());
+        assert_eq!(Query::parse(None), Ok(Query::default()));
+    }
+
+    #[test]
+    fn both_filters_take_repeated_and_comma_separated_values() {
+        let comma = Query::parse(Some("account=a,b&state=failing,ok")).unwrap();
+        let repeated = Query::parse(Some("account=a&account=b&state=failing&state=ok")).unwrap();
+        assert_eq!(comma.states, repeated.states);
+        let board = crate::status::StatusBoard::new("x");
+        let every = std::time::Duration::from_secs(60);
+        for a in ["a", "b", "c", "d,e"] {
+            board.register("acedata_balance", a, every);
+        }
+        let accounts = |q: &Query| -> Vec<String> {
+            filter(board.snapshot(), q)
+                .tasks
+                .into_iter()
+                .map(|t| t.account)
+                .collect()
+        };
+        let all = Query::default();
+        assert_eq!(accounts(&all).len(), 4);
+        for q in [&comma, &repeated] {
+            let q = Query {
+                states: Vec::new(),
+                ..q.clone()
+            };
+            assert_eq!(accounts(&q), ["a", "b"]);
+        }
+        // A name with a comma in it is still found by its whole name.
+        assert_eq!(
+            accounts(&Query::parse(Some("account=d,e")).unwrap()),
+            ["d,e"]
+        );
+    }
+
+    #[test]
+    fn an_unknown_state_names_the_valid_ones() {
+        let e = Query::parse(Some("state=failing,bogus")).unwrap_err();
+        assert_eq!(
+            e,
+            "unknown state bogus: the states are failing, stale, not_yet_run, ok"
+        );
     }
 
     #[test]
@@ -440,7 +498,7 @@ mod tests {
         assert_eq!(all.tasks.len(), HTML_ROWS + 5, "the JSON view is not cut");
         let few = html(
             board.snapshot(),
-            &Query::parse(Some("state=failing")),
+            &Query::parse(Some("state=failing")).unwrap(),
             "/metrics",
         );
         assert_eq!(few.matches("<tr id=").count(), 1);

@@ -141,6 +141,25 @@ async fn every_task_has_a_row_with_timings_and_series_and_filters_work() {
         html.contains(r#"<span class="state ok">ok</span>"#),
         "{html}"
     );
+    // Both filters take repeated and comma-separated values alike.
+    for query in ["&account=main,partner", "&account=main&account=partner"] {
+        assert_eq!(rows(&app.status_json(query).await).len(), 6, "{query}");
+    }
+    for query in [
+        "&account=partner&state=ok,failing",
+        "&account=partner&state=ok&state=failing",
+    ] {
+        assert_eq!(rows(&app.status_json(query).await).len(), 1, "{query}");
+    }
+    // An unknown state is refused, naming the valid ones, in both views.
+    for path in ["/status?state=bogus", "/status?format=json&state=ok,bogus"] {
+        let r = app.get(path).await;
+        assert_eq!(r.status(), 400, "{path}");
+        assert_eq!(
+            r.text().await.unwrap(),
+            "unknown state bogus: the states are failing, stale, not_yet_run, ok\n"
+        );
+    }
 
     // Linked from the landing page; other methods are refused.
     let landing = app.get("/").await.text().await.unwrap();
