@@ -157,6 +157,47 @@ fn config_check_never_repeats_a_mistyped_value() {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+/// At start-up a secret that cannot be had (a missing or empty file, an unset
+/// variable) is a configuration error: exit 1, naming the key and the source, never
+/// a start that reports `unauthorized` later.
+#[test]
+fn an_unreadable_secret_at_start_up_exits_1() {
+    let dir = scratch("startup-secret");
+    let empty = dir.join("empty-token");
+    std::fs::write(&empty, "").unwrap();
+    let missing = dir.join("missing-token");
+    for (source, named) in [
+        (
+            format!("token_file: {}", empty.display()),
+            format!("{} is empty", empty.display()),
+        ),
+        (
+            format!("token_file: {}", missing.display()),
+            format!("cannot read {}", missing.display()),
+        ),
+        (
+            "token_env: BE_CLI_UNSET_TOKEN".to_string(),
+            "environment variable BE_CLI_UNSET_TOKEN is not set".to_string(),
+        ),
+    ] {
+        let cfg = dir.join("c.yaml");
+        std::fs::write(&cfg, format!("acedata:\n  - name: a\n    {source}\n")).unwrap();
+        let out = Command::new(BIN)
+            .args(["--config.file", cfg.to_str().unwrap()])
+            .args(["--web.listen-address", "127.0.0.1:0"])
+            .env_remove("BE_CLI_UNSET_TOKEN")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{source}: {err}");
+        assert!(
+            err.contains("acedata[0].token_") && err.contains(&named),
+            "{source}: {err}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
 /// A running binary whose stderr lines arrive on a channel.
 struct Running {
     child: Child,
