@@ -42,8 +42,8 @@ impl YeastarClient {
         }
     }
 
-    /// `POST /auth/openapi/v1/oauth/token` with the given form, whose `secret` field
-    /// is the credential it carries.
+    /// `POST /auth/openapi/v1/oauth/token` with the given form; `secret` is the
+    /// credential the form carries (the client secret or the refresh token).
     async fn token(
         &self,
         form: &[(&str, &str)],
