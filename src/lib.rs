@@ -22,6 +22,7 @@ pub mod shard;
 pub mod simulator;
 pub mod status;
 pub mod telemetry;
+pub mod text;
 pub mod timing;
 pub mod upstream;
 pub mod web_config;

@@ -5,6 +5,8 @@
 
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::text::truncate;
+
 /// What a redacted secret is replaced by.
 pub const REDACTED: &str = "[redacted]";
 
@@ -175,13 +177,6 @@ fn looks_like_secret(word: &str) -> bool {
     let digits = word.chars().filter(char::is_ascii_digit).count();
     let letters = word.chars().filter(char::is_ascii_alphabetic).count();
     long && digits >= 4 && letters >= 4
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_string(),
-    }
 }
 
 #[cfg(test)]

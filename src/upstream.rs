@@ -22,6 +22,7 @@ use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use crate::collector::CollectError;
+use crate::text::truncate;
 
 /// Default cap on a response body; larger answers are a decode error.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -365,13 +366,6 @@ pub fn error_detail(body: &[u8]) -> String {
         "empty body".into()
     } else {
         truncate(&text, 120)
-    }
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_string(),
     }
 }
 
