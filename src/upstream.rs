@@ -11,7 +11,7 @@
 //! when that does not fit, the error carries it so the scheduler waits too.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -313,24 +313,24 @@ fn retry_after(response: &Response) -> Option<Duration> {
         .headers()
         .get(reqwest::header::RETRY_AFTER)?
         .to_str()
-        .ok()?
-        .trim();
+        .ok()?;
+    retry_after_wait(value, SystemTime::now())
+}
+
+/// The wait a `Retry-After` value asks for at `now`, at most [`MAX_RETRY_AFTER`]: its
+/// delay-seconds, or the time until its HTTP date (any of the three forms RFC 9110
+/// names; a date already past asks for no wait).
+fn retry_after_wait(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
     let wait = if let Ok(secs) = value.parse::<u64>() {
         Duration::from_secs(secs)
     } else {
-        httpdate_parse(value)?
-            .duration_since(std::time::SystemTime::now())
+        httpdate::parse_http_date(value)
+            .ok()?
+            .duration_since(now)
             .unwrap_or(Duration::ZERO)
     };
     Some(wait.min(MAX_RETRY_AFTER))
-}
-
-fn httpdate_parse(s: &str) -> Option<std::time::SystemTime> {
-    let format = time::macros::format_description!(
-        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
-    );
-    let dt = time::PrimitiveDateTime::parse(s, &format).ok()?;
-    Some(dt.assume_utc().into())
 }
 
 /// A short, secret-free description of an error body: the vendor's `detail`,
@@ -397,8 +397,28 @@ mod tests {
     }
 
     #[test]
-    fn http_dates_parse() {
-        assert!(httpdate_parse("Wed, 21 Oct 2015 07:28:00 GMT").is_some());
-        assert!(httpdate_parse("soon").is_none());
+    fn retry_after_takes_seconds_or_an_http_date() {
+        // Wed, 21 Oct 2015 07:28:00 GMT
+        let date = SystemTime::UNIX_EPOCH + Duration::from_secs(1_445_412_480);
+        let at = |secs_before: u64| date - Duration::from_secs(secs_before);
+        let http_date = "Wed, 21 Oct 2015 07:28:00 GMT";
+        assert_eq!(
+            retry_after_wait(http_date, at(90)),
+            Some(Duration::from_secs(90))
+        );
+        // A date already past asks for no wait.
+        assert_eq!(
+            retry_after_wait(http_date, date + Duration::from_secs(5)),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(retry_after_wait(" 7 ", at(0)), Some(Duration::from_secs(7)));
+        // A far date or a huge number is cut to the cap.
+        assert_eq!(
+            retry_after_wait(http_date, at(86_400)),
+            Some(MAX_RETRY_AFTER)
+        );
+        assert_eq!(retry_after_wait("999999", at(0)), Some(MAX_RETRY_AFTER));
+        assert_eq!(retry_after_wait("soon", at(0)), None);
+        assert_eq!(retry_after_wait("-3", at(0)), None);
     }
 }

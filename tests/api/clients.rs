@@ -84,6 +84,21 @@ async fn http_failures_map_to_reasons() {
     assert_eq!(e.reason(), "rate_limited");
     assert_eq!(e.retry_after(), Some(Duration::from_secs(7)));
 
+    // The same wait as an HTTP date two minutes ahead (whole seconds, so up to one
+    // less, and the request itself takes a moment).
+    let date = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(120));
+    let e = error_of(
+        ResponseTemplate::new(429).insert_header("retry-after", date.as_str()),
+        long,
+    )
+    .await;
+    assert_eq!(e.reason(), "rate_limited");
+    let wait = e.retry_after().expect("an HTTP date is a Retry-After");
+    assert!(
+        (Duration::from_secs(100)..=Duration::from_secs(120)).contains(&wait),
+        "{date}: {wait:?}"
+    );
+
     let e = error_of(ResponseTemplate::new(429), long).await;
     assert_eq!((e.reason(), e.retry_after()), ("rate_limited", None));
 
