@@ -6,7 +6,7 @@
 //! file of 11,000 accounts peaks at about 50 MiB), and encoding a large exposition
 //! (at 10,000 accounts, a compressed body of 5 MB and its sort buffers, every time a
 //! poll changed something). Without [`tune`] and [`release_freed`], every replica of a
-//! sharded deployment stayed at the peak of parsing the whole file, and a large
+//! sharded deployment would stay at the peak of parsing the whole file, and a large
 //! single process at the peak of its last encode.
 
 /// Set once at start-up, before any thread exists. Allocations of 256 kB and more get

@@ -25,8 +25,8 @@ pub enum SecretSource {
 #[derive(Debug)]
 pub struct Secret {
     source: SecretSource,
-    /// The last read of a file secret; `None` for the others (at 10,000 accounts an
-    /// unused cache per literal token was 0.7 MB).
+    /// The last read of a file secret; `None` for the others (at 10,000 accounts, a
+    /// cache per literal token would hold 0.7 MB that is never used).
     cache: Option<Arc<Mutex<Cached>>>,
 }
 

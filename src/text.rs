@@ -3,7 +3,8 @@
 //! would be noise.
 
 /// `s` cut to its first `max` characters, with `…` marking the cut; `s` itself when
-/// it is no longer. Counts characters, not bytes, so a cut never splits one.
+/// it has `max` characters or fewer. Counts characters, not bytes, so a cut never
+/// splits one.
 pub fn truncate(s: &str, max: usize) -> String {
     match s.char_indices().nth(max) {
         Some((i, _)) => format!("{}…", &s[..i]),
