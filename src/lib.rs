@@ -10,6 +10,7 @@ pub mod config;
 pub mod demo;
 pub mod file_stamp;
 pub mod heap;
+pub mod html;
 pub mod listen;
 pub mod metrics;
 pub mod provider;
