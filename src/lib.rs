@@ -18,6 +18,7 @@ pub mod providers;
 pub mod redact;
 pub mod scheduler;
 pub mod secret;
+pub mod self_metrics;
 pub mod server;
 pub mod shard;
 pub mod simulator;
