@@ -11,9 +11,10 @@ use tokio::sync::mpsc;
 
 use crate::config::{Config, ConfigError};
 use crate::listen::{Listen, ListenError};
-use crate::metrics::{Exposition, Registry, SelfMetrics};
+use crate::metrics::{Exposition, Registry};
 use crate::provider::{self, Provider, ProviderMetrics};
 use crate::scheduler::{self, Readiness, Scheduled, Scheduler, Shared};
+use crate::self_metrics::SelfMetrics;
 use crate::server::{self, ReloadRequest, ServerLimits, ServerState};
 use crate::shard::Shard;
 use crate::status::StatusBoard;

@@ -21,7 +21,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::collector::Collector;
-use crate::metrics::{Exposition, SelfMetrics};
+use crate::metrics::Exposition;
+use crate::self_metrics::SelfMetrics;
 use crate::status::{ErrorInfo, StatusBoard, TaskRow};
 use crate::timing::Timing;
 

@@ -124,8 +124,8 @@ fn status_board_rows_stay_small() {
         left.1 * ROWS as f64 <= 4096.0,
         "removed rows leave {left:?} bytes each"
     );
-    // Measured: 130 asked, 144 in chunks: the account name is stored once per account,
-    // not per row, and what most rows never have (an error, a note) is boxed.
+    // Measured: 130 asked, 144 in chunks (the account name is stored once per account,
+    // not per row; the rarely-set parts are boxed and absent while the row succeeds).
     assert!(ok.1 < 160.0, "{ok:?} bytes per row");
     // Measured: 307 and 341, mostly the error and its message.
     assert!(failing.1 < 380.0, "{failing:?} bytes per row");

@@ -10,7 +10,7 @@ use std::io::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::series::{Found, Series, Slot};
+use super::series::{Lookup, Place, Series};
 use super::symbols::Symbols;
 use super::text::{escape_into, escape_label_value, valid_name};
 
@@ -194,12 +194,12 @@ impl Family {
         series: &mut Series,
         symbols: &mut Symbols,
         values: &[&str],
-        near: Option<Slot>,
-    ) -> Slot {
+        near: Option<Place>,
+    ) -> Place {
         if let Some(key) = self.find(symbols, values) {
             let found = series.lookup(key.as_slice(), near);
-            if let Found::Live(slot) = found {
-                return slot;
+            if let Lookup::Live(place) = found {
+                return place;
             }
             // The same symbols, one more reference each.
             for &i in self.declared.iter() {
@@ -267,8 +267,8 @@ impl FamilyOps for Family {
 
     fn update(&self, values: &[&str], f: &mut dyn FnMut(&mut f64)) {
         let mut series = self.lock();
-        let slot = self.get_or_insert(&mut series, &mut self.lock_symbols(), values, None);
-        f(series.value_mut(slot));
+        let place = self.get_or_insert(&mut series, &mut self.lock_symbols(), values, None);
+        f(series.value_mut(place));
         drop(series);
         self.changed();
     }
@@ -277,7 +277,7 @@ impl FamilyOps for Family {
         let series = self.lock();
         let key = self.find(&self.lock_symbols(), values);
         key.and_then(|k| series.find(k.as_slice()))
-            .map_or(0.0, |slot| series.value(slot))
+            .map_or(0.0, |place| series.value(place))
     }
 
     fn remove(&self, values: &[&str]) -> bool {
@@ -322,10 +322,10 @@ impl FamilyOps for Family {
             let mut labels: Vec<&str> = Vec::with_capacity(extra.len() + 1);
             labels.push(account);
             labels.extend(extra.iter().map(String::as_str));
-            let slot = self.get_or_insert(&mut stored, &mut symbols, &labels, near);
-            *stored.value_mut(slot) = value;
-            kept.extend_from_slice(stored.key(slot));
-            near = Some(slot);
+            let place = self.get_or_insert(&mut stored, &mut symbols, &labels, near);
+            *stored.value_mut(place) = value;
+            kept.extend_from_slice(stored.key(place));
+            near = Some(place);
         }
         if let Some(account) = symbols.find(account) {
             let kept_key = |i: u32| &kept[i as usize * n..(i as usize + 1) * n];
@@ -513,7 +513,7 @@ mod tests {
     }
 
     /// A removed series whose symbols were released and given to new label values:
-    /// the new series with the same key revives the removed slot.
+    /// the new series with the same key revives the removed one in place.
     #[test]
     fn a_new_series_may_reuse_a_removed_key() {
         let (fam, symbols) = family(&["account", "package"]);

@@ -13,8 +13,7 @@
 //!
 //! One file per owner: [`symbols`] (label values), [`series`] (one family's series),
 //! [`family`] (a family's lookups and text), [`registry`] (the families), [`handles`]
-//! (what collectors write through), [`self_metrics`] (namespace `balance_exporter`),
-//! [`exposition`] (the cached body).
+//! (what collectors write through), [`exposition`] (the cached body).
 
 #[cfg(test)]
 mod count;
@@ -23,7 +22,6 @@ mod family;
 mod handles;
 mod prefilled;
 mod registry;
-mod self_metrics;
 mod series;
 mod symbols;
 mod text;
@@ -32,7 +30,6 @@ pub use exposition::{Exposition, PlainChunks, Snapshot, PLAIN_KEEP};
 pub use family::INLINE_LABELS;
 pub use handles::{Counter, CounterVec, Gauge, GaugeFamily, GaugeVec};
 pub use registry::Registry;
-pub use self_metrics::SelfMetrics;
 
 /// Appended to the HELP text of every metric filled from upstream.
 pub const CACHED_HELP_SUFFIX: &str =

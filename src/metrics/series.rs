@@ -1,24 +1,61 @@
-//! The series of one family: keys of exactly the family's number of label symbols and
-//! their `f64` values, kept in sorted arrays instead of a map.
+//! The series of one family: keys of exactly the family's number of label symbols
+//! (`arity`) and their `f64` values, kept in sorted arrays instead of a map.
 //!
-//! A family of three labels pays 12 bytes of key and 8 of value per series (a
-//! `BTreeMap<[u32; 4], f64>` entry cost about 46 bytes). The series are in a few sorted
-//! runs with disjoint keys: `main`, which holds nearly all of them, and smaller runs of
-//! newer series. A new series goes into the smallest run, the buffer (at most
-//! [`BUFFER`] series, so an insert moves little); a full buffer is merged into the next
-//! run, a run that reaches [`RATIO`] times the limit of the one before it into the one
-//! after, and any run that reaches a [`RATIO`]th of `main` into `main`. While a family
-//! grows, each series is so moved a few dozen times whatever the family's size, no run
-//! but `main` holds much more than a [`RATIO`]th of the series, and a lookup is a binary
-//! search per run (`main` first). An encode merges everything into `main`, which
-//! leaves no other run.
+//! A family of three labels pays 12 bytes of key and 8 of value per series, where a
+//! `BTreeMap<[u32; 4], f64>` entry costs about 46 bytes.
 //!
-//! A removed series is only marked (its slot is dropped at the next merge of its run),
-//! so that clearing an account costs its own series, not the family's; inserting that
-//! key again revives the slot.
+//! # Layout
 //!
-//! Keys compare symbol by symbol: the series of one first symbol (the account, in a
-//! family whose first label is `account`) are one range of each run.
+//! ```text
+//! runs[0]  main    [k k k k k k k k k k k k k k k k k k k k k k k k k]  nearly everything
+//! runs[1]  buffer  [k k k]                                    at most BUFFER; takes inserts
+//! runs[2]          [k k k k k k]                              below BUFFER·RATIO
+//! runs[r]          …                                          below BUFFER·RATIO^(r-1)
+//!
+//! each run:  keys   [s0 s1 s2 | s0 s1 s2 | …]   `arity` symbols per series, sorted
+//!            values [v        | v        | …]
+//!            dead   bit i set: series i was removed (empty while none is)
+//! ```
+//!
+//! Two invariants hold between any two calls (`check_invariants` in the tests asserts
+//! them): every run is sorted, and the runs' keys are disjoint, removed series
+//! included. So a key is in at most one run, and a lookup is a binary search per run
+//! (`main` first, or the run of a nearby series first) that stops at the first hit.
+//!
+//! # Rules
+//!
+//! 1. **Insert.** A key found removed is *revived*: its bit is cleared and its value
+//!    set to 0, in place; nothing moves. A key found nowhere goes into the buffer at
+//!    its sorted place (the buffer is compacted first: an insert shifts positions, and
+//!    the bitmap would no longer match them).
+//! 2. **Cascade.** Before an insert into a full buffer, for `r` = 1, 2, …: a run that
+//!    holds a [`RATIO`]th of `main` or more is merged into `main` and the cascade
+//!    stops; a run below its limit (`BUFFER · RATIO^(r-1)`) stops it; otherwise run
+//!    `r + 1` absorbs run `r` and the cascade goes on.
+//! 3. **Remove.** The series' bit is set; its key stays, which keeps the run sorted
+//!    and the runs disjoint (a later insert of that key finds it and revives it).
+//! 4. **Merge of two runs** (`absorb`). Both drop their removed series first, then the
+//!    smaller is merged into the larger from the back, in place.
+//! 5. **Encode.** [`Series::merge`] merges every run into `main`, smallest first, and
+//!    drops the removed series: `main` is then the whole family in key order
+//!    ([`Series::sorted`]) and no other run holds memory.
+//!
+//! # Costs (n series, `RATIO` = 16, `BUFFER` = 128)
+//!
+//! - Lookup: a binary search in each of the at most `2 + log16(n / 128)` runs (5 at a
+//!   million series); O(log d) from a hint `d` series away.
+//! - Insert: a shift within the buffer (at most 128 series), plus, amortised, the
+//!   moves of the cascade: a series moves once per run it climbs, and a merge into
+//!   `main` moves at most all of `main` once per `n / 16` new series, i.e. at most 16
+//!   moves per new one. While a family grows, each series is so moved a few dozen
+//!   times, whatever the family's size.
+//! - Remove: a lookup and a bit, whatever the family's size; clearing an account costs
+//!   its own series. Its room is freed at the next merge of its run.
+//! - The series of one first symbol (the account, in a family whose first label is
+//!   `account`): one range of each run, found by binary search.
+//! - Encode: the merge is O(n) when anything changed, as is writing the text.
+//! - Memory: spare room of at most a sixteenth of `main` (it grows by a sixteenth at
+//!   least), plus the buffer.
 
 use std::cmp::Ordering;
 use std::ops::Range;
@@ -249,17 +286,17 @@ impl Run {
 
 /// Where a series is: its run and position there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Slot {
+pub(super) struct Place {
     run: usize,
     at: usize,
 }
 
 /// What [`Series::lookup`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Found {
-    Live(Slot),
-    /// A removed series of that key, whose slot can be revived.
-    Removed(Slot),
+pub(super) enum Lookup {
+    Live(Place),
+    /// A removed series of that key, which can be revived in place.
+    Removed(Place),
     Absent,
 }
 
@@ -287,14 +324,14 @@ impl Series {
 
     /// Where `key` is, trying the run of `near` first (a series found just before,
     /// whose neighbours are likely next).
-    pub(super) fn lookup(&self, key: &[u32], near: Option<Slot>) -> Found {
+    pub(super) fn lookup(&self, key: &[u32], near: Option<Place>) -> Lookup {
         debug_assert_eq!(key.len(), self.arity);
         let a = self.arity;
         let near = near.filter(|s| s.run < self.runs.len());
         let found = near
             .and_then(|s| {
                 let at = self.runs[s.run].search_near(a, key, s.at).ok()?;
-                Some(Slot { run: s.run, at })
+                Some(Place { run: s.run, at })
             })
             .or_else(|| {
                 self.runs.iter().enumerate().find_map(|(run, r)| {
@@ -302,34 +339,34 @@ impl Series {
                         return None;
                     }
                     let at = r.search(a, key).ok()?;
-                    Some(Slot { run, at })
+                    Some(Place { run, at })
                 })
             });
         match found {
-            Some(slot) if self.runs[slot.run].is_dead(slot.at) => Found::Removed(slot),
-            Some(slot) => Found::Live(slot),
-            None => Found::Absent,
+            Some(place) if self.runs[place.run].is_dead(place.at) => Lookup::Removed(place),
+            Some(place) => Lookup::Live(place),
+            None => Lookup::Absent,
         }
     }
 
     /// The live series of `key`.
-    pub(super) fn find(&self, key: &[u32]) -> Option<Slot> {
+    pub(super) fn find(&self, key: &[u32]) -> Option<Place> {
         match self.lookup(key, None) {
-            Found::Live(slot) => Some(slot),
+            Lookup::Live(place) => Some(place),
             _ => None,
         }
     }
 
     /// Add the series `key` at 0, where [`Series::lookup`] of `key` (with no change to
     /// the series since) found it removed or absent.
-    pub(super) fn insert(&mut self, key: &[u32], found: Found) -> Slot {
+    pub(super) fn insert(&mut self, key: &[u32], found: Lookup) -> Place {
         match found {
-            Found::Live(_) => panic!("insert of a live series"),
-            Found::Removed(slot) => {
-                self.runs[slot.run].revive(slot.at);
-                return slot;
+            Lookup::Live(_) => panic!("insert of a live series"),
+            Lookup::Removed(place) => {
+                self.runs[place.run].revive(place.at);
+                return place;
             }
-            Found::Absent => {}
+            Lookup::Absent => {}
         }
         if self.runs.len() == 1 {
             self.runs.push(Run::default());
@@ -342,7 +379,7 @@ impl Series {
             panic!("insert of a series that is there")
         };
         buffer.insert(self.arity, at, key);
-        Slot { run: 1, at }
+        Place { run: 1, at }
     }
 
     /// Merge the full buffer into the next run, that one on if it is full too, and so
@@ -372,24 +409,24 @@ impl Series {
     /// the key's symbols.
     pub(super) fn remove(&mut self, key: &[u32]) -> bool {
         match self.find(key) {
-            Some(slot) => {
-                self.runs[slot.run].kill(slot.at);
+            Some(place) => {
+                self.runs[place.run].kill(place.at);
                 true
             }
             None => false,
         }
     }
 
-    pub(super) fn key(&self, slot: Slot) -> &[u32] {
-        self.runs[slot.run].key(self.arity, slot.at)
+    pub(super) fn key(&self, place: Place) -> &[u32] {
+        self.runs[place.run].key(self.arity, place.at)
     }
 
-    pub(super) fn value(&self, slot: Slot) -> f64 {
-        self.runs[slot.run].values[slot.at]
+    pub(super) fn value(&self, place: Place) -> f64 {
+        self.runs[place.run].values[place.at]
     }
 
-    pub(super) fn value_mut(&mut self, slot: Slot) -> &mut f64 {
-        &mut self.runs[slot.run].values[slot.at]
+    pub(super) fn value_mut(&mut self, place: Place) -> &mut f64 {
+        &mut self.runs[place.run].values[place.at]
     }
 
     /// Every live series, run by run (not in key order).
@@ -432,6 +469,41 @@ impl Series {
         self.runs[0].compact(a);
     }
 
+    /// Assert the invariants the module documentation names: each run sorted and its
+    /// bitmap matching its dead count, the runs' keys disjoint (removed series
+    /// included), the buffer at most [`BUFFER`] series and run `r` below
+    /// `BUFFER · RATIO^(r-1)`.
+    #[cfg(test)]
+    fn check_invariants(&self) {
+        let a = self.arity;
+        let mut every_key: Vec<&[u32]> = Vec::new();
+        for (r, run) in self.runs.iter().enumerate() {
+            assert_eq!(run.keys.len(), run.len() * a, "run {r}: keys and values");
+            for i in 1..run.len() {
+                assert!(run.key(a, i - 1) < run.key(a, i), "run {r} unsorted at {i}");
+            }
+            let marked: usize = run.dead.iter().map(|w| w.count_ones() as usize).sum();
+            assert_eq!(marked, run.dead_count, "run {r}: dead bits");
+            assert!(
+                (run.len()..run.dead.len() * 64).all(|i| run.dead[i / 64] & (1 << (i % 64)) == 0)
+            );
+            match r {
+                0 => {}
+                1 => assert!(run.len() <= BUFFER, "buffer of {}", run.len()),
+                _ => {
+                    let limit = BUFFER * RATIO.pow(r as u32 - 1);
+                    assert!(run.len() < limit, "run {r}: {} of {limit}", run.len());
+                }
+            }
+            every_key.extend((0..run.len()).map(|i| run.key(a, i)));
+        }
+        every_key.sort_unstable();
+        assert!(
+            every_key.windows(2).all(|w| w[0] != w[1]),
+            "a key in two runs"
+        );
+    }
+
     /// How many series (removed ones included) each run holds, `main` first.
     #[cfg(test)]
     pub(super) fn run_sizes(&self) -> Vec<usize> {
@@ -453,14 +525,14 @@ mod tests {
     fn merged(keys: &[[u32; 2]]) -> Series {
         let mut s = Series::new(2);
         for k in keys {
-            let slot = add(&mut s, k);
-            *s.value_mut(slot) = f64::from(k[0] * 100 + k[1]);
+            let place = add(&mut s, k);
+            *s.value_mut(place) = f64::from(k[0] * 100 + k[1]);
         }
         s.merge();
         s
     }
 
-    fn add(s: &mut Series, key: &[u32]) -> Slot {
+    fn add(s: &mut Series, key: &[u32]) -> Place {
         let found = s.lookup(key, None);
         s.insert(key, found)
     }
@@ -475,20 +547,20 @@ mod tests {
     fn inserts_go_to_the_buffer_and_merge_in_key_order() {
         let mut s = merged(&[[1, 1], [3, 1], [5, 1]]);
         assert_eq!(s.run_sizes(), [3]);
-        assert_eq!(s.find(&[3, 1]), Some(Slot { run: 0, at: 1 }));
+        assert_eq!(s.find(&[3, 1]), Some(Place { run: 0, at: 1 }));
         for k in [[4, 0], [0, 9], [6, 0], [3, 0]] {
             assert_eq!(add(&mut s, &k).run, 1);
         }
         assert_eq!(s.run_sizes(), [3, 4]);
         assert_eq!(s.len(), 7);
         // Lookups find series in either run.
-        assert_eq!(s.find(&[5, 1]), Some(Slot { run: 0, at: 2 }));
-        assert_eq!(s.find(&[3, 0]), Some(Slot { run: 1, at: 1 }));
+        assert_eq!(s.find(&[5, 1]), Some(Place { run: 0, at: 2 }));
+        assert_eq!(s.find(&[3, 0]), Some(Place { run: 1, at: 1 }));
         assert_eq!(s.find(&[2, 0]), None);
-        let slot = s.find(&[4, 0]).unwrap();
-        *s.value_mut(slot) = 40.0;
-        assert_eq!(s.key(slot), &[4, 0]);
-        assert_eq!(s.value(slot), 40.0);
+        let place = s.find(&[4, 0]).unwrap();
+        *s.value_mut(place) = 40.0;
+        assert_eq!(s.key(place), &[4, 0]);
+        assert_eq!(s.value(place), 40.0);
         s.merge();
         assert_eq!(s.run_sizes(), [7]);
         let (keys, values) = s.sorted();
@@ -510,11 +582,11 @@ mod tests {
             assert_eq!(add(&mut s, &[id * 4 + 1]).run, 1);
         }
         assert_eq!(s.run_sizes(), [m, BUFFER]);
-        assert_eq!(add(&mut s, &[7]), Slot { run: 1, at: 0 });
+        assert_eq!(add(&mut s, &[7]), Place { run: 1, at: 0 });
         assert_eq!(s.run_sizes(), [m, 1, BUFFER]);
-        assert_eq!(s.find(&[8]), Some(Slot { run: 0, at: 2 }));
-        assert_eq!(s.find(&[5]), Some(Slot { run: 2, at: 1 }));
-        assert_eq!(s.find(&[7]), Some(Slot { run: 1, at: 0 }));
+        assert_eq!(s.find(&[8]), Some(Place { run: 0, at: 2 }));
+        assert_eq!(s.find(&[5]), Some(Place { run: 2, at: 1 }));
+        assert_eq!(s.find(&[7]), Some(Place { run: 1, at: 0 }));
         // One more full buffer and the middle run holds a `RATIO`th of `main`: it goes
         // into `main`.
         for id in 0..BUFFER as u32 {
@@ -554,13 +626,13 @@ mod tests {
                 (vec![4, 1], 0.0)
             ]
         );
-        // A removed slot comes back at 0, in place.
-        assert_eq!(add(&mut s, &[2, 1]), Slot { run: 0, at: 1 });
-        assert_eq!(s.find(&[2, 1]), Some(Slot { run: 0, at: 1 }));
+        // A removed place comes back at 0, in place.
+        assert_eq!(add(&mut s, &[2, 1]), Place { run: 0, at: 1 });
+        assert_eq!(s.find(&[2, 1]), Some(Place { run: 0, at: 1 }));
         assert_eq!(all(&s)[2], (vec![2, 1], 0.0));
         // A new key next to a removed one in the buffer.
         add(&mut s, &[3, 9]);
-        assert_eq!(s.find(&[4, 1]), Some(Slot { run: 1, at: 2 }));
+        assert_eq!(s.find(&[4, 1]), Some(Place { run: 1, at: 2 }));
         assert!(s.remove(&[1, 1]));
         s.merge();
         let (keys, values) = s.sorted();
@@ -611,22 +683,34 @@ mod tests {
     fn no_labels_is_at_most_one_series() {
         let mut s = Series::new(0);
         assert_eq!(s.find(&[]), None);
-        let slot = add(&mut s, &[]);
-        *s.value_mut(slot) = 2.5;
-        assert_eq!(s.find(&[]), Some(slot));
+        let place = add(&mut s, &[]);
+        *s.value_mut(place) = 2.5;
+        assert_eq!(s.find(&[]), Some(place));
         s.merge();
-        assert_eq!(s.find(&[]), Some(Slot { run: 0, at: 0 }));
+        assert_eq!(s.find(&[]), Some(Place { run: 0, at: 0 }));
         assert!(s.remove(&[]));
         assert_eq!(s.len(), 0);
-        assert_eq!(add(&mut s, &[]), Slot { run: 0, at: 0 });
+        assert_eq!(add(&mut s, &[]), Place { run: 0, at: 0 });
         s.merge();
         assert_eq!(s.sorted(), (&[][..], &[0.0][..]));
     }
 
-    /// Random inserts, removals and merges against a `BTreeMap`, the family growing
-    /// through several runs.
+    /// The rules of the module documentation, in one place. Random inserts (from
+    /// hints, some stale), removals, revivals, per-symbol queries and encodes, on a
+    /// family that grows through several runs, against a `BTreeMap`. It proves:
+    ///
+    /// - the live series are always exactly the map's: the same count, the same series
+    ///   per symbol, and after [`Series::merge`] the same keys in the same order with
+    ///   the same values (lookups find every series and merges lose, duplicate or
+    ///   reorder none);
+    /// - a series inserted starts at 0, new (rule 1) or revived (rules 1 and 3);
+    /// - the invariants hold after every step ([`Series::check_invariants`]: runs
+    ///   sorted, disjoint, within their limits; rules 1 to 4);
+    /// - after an encode's merge there is one run and no removed series (rule 5).
+    ///
+    /// Not the costs: `benches/registry_mem.rs` measures those.
     #[test]
-    fn behaves_like_a_sorted_map() {
+    fn the_rules_hold_and_the_live_series_are_a_sorted_map() {
         use std::collections::BTreeMap;
         let mut s = Series::new(3);
         let mut model: BTreeMap<[u32; 3], f64> = BTreeMap::new();
@@ -637,19 +721,24 @@ mod tests {
             seed ^= seed << 17;
             (seed % n) as u32
         };
-        let mut most_runs = 0;
+        let (mut most_runs, mut revived, mut merges) = (0, 0, 0);
         let mut near = None;
         for step in 0..30_000 {
             let key = [next(150), next(8), next(4)];
             match next(10) {
                 0..=6 => {
                     // A hint from an earlier lookup, possibly stale, is only where to start.
-                    let slot = match s.lookup(&key, near) {
-                        Found::Live(slot) => slot,
-                        found => s.insert(&key, found),
+                    let place = match s.lookup(&key, near) {
+                        Lookup::Live(place) => place,
+                        found => {
+                            revived += usize::from(matches!(found, Lookup::Removed(_)));
+                            let place = s.insert(&key, found);
+                            assert_eq!(s.value(place), 0.0, "{key:?} starts at 0");
+                            place
+                        }
                     };
-                    near = Some(slot);
-                    *s.value_mut(slot) = f64::from(step);
+                    near = Some(place);
+                    *s.value_mut(place) = f64::from(step);
                     model.insert(key, f64::from(step));
                 }
                 7 | 8 => assert_eq!(s.remove(&key), model.remove(&key).is_some()),
@@ -662,13 +751,25 @@ mod tests {
                     }
                     if next(300) == 0 {
                         s.merge();
+                        merges += 1;
+                        assert_eq!(s.run_sizes(), [model.len()]);
+                        let (keys, values) = s.sorted();
+                        assert!(keys.iter().eq(model.keys().flatten()));
+                        assert!(values.iter().eq(model.values()));
                     }
                 }
             }
             most_runs = most_runs.max(s.runs.len());
             assert_eq!(s.len(), model.len());
+            if step % 32 == 0 {
+                s.check_invariants();
+            }
         }
-        assert!(most_runs >= 3, "{most_runs}");
+        // The scenarios happened: cascades through a middle run, revivals, encodes.
+        assert!(most_runs >= 3, "{most_runs} runs at most");
+        assert!(revived >= 100, "{revived} revivals");
+        assert!(merges >= 5, "{merges} merges");
+        s.check_invariants();
         assert_eq!(all(&s).len(), model.len());
         s.merge();
         let (keys, values) = s.sorted();

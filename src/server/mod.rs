@@ -187,7 +187,7 @@ async fn accept_any(
 }
 
 fn landing_page(telemetry_path: &str) -> String {
-    let path = html_escape(telemetry_path);
+    let path = crate::html::escape(telemetry_path);
     format!(
         "<!DOCTYPE html>\n<html><head><title>balance-exporter</title></head><body>\n\
          <h1>balance-exporter</h1>\n<p>Version {version}</p>\n\
@@ -197,13 +197,6 @@ fn landing_page(telemetry_path: &str) -> String {
          <li><a href=\"/-/ready\">Readiness</a></li></ul>\n</body></html>\n",
         version = env!("CARGO_PKG_VERSION"),
     )
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 fn response(status: StatusCode, content_type: &'static str, body: Bytes) -> Response<Body> {

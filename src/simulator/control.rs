@@ -151,6 +151,13 @@ mod enabled {
             self.recorder().lock().requests.iter().cloned().collect()
         }
 
+        /// When each logged request on `route` arrived, oldest first.
+        pub fn request_times(&self, route: Route) -> Vec<std::time::Instant> {
+            let log = self.recorder().lock();
+            let on_route = log.requests.iter().filter(|r| r.route == Some(route));
+            on_route.map(|r| r.received).collect()
+        }
+
         /// The last request received on `route`.
         pub fn last_request(&self, route: Route) -> Option<RecordedRequest> {
             self.recorder().lock().last.get(&route).cloned()

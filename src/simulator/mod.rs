@@ -76,6 +76,8 @@ pub struct RecordedRequest {
     pub content_type: Option<String>,
     /// The request body (lossily decoded as UTF-8).
     pub body: String,
+    /// When the request head arrived (tests measure the spacing of requests with it).
+    pub received: std::time::Instant,
 }
 
 impl RecordedRequest {
@@ -283,6 +285,7 @@ async fn handle(
         authorization: header(&req, AUTHORIZATION),
         content_type: header(&req, CONTENT_TYPE),
         body: String::new(),
+        received: std::time::Instant::now(),
     };
     let body = Limited::new(req.into_body(), MAX_REQUEST_BODY)
         .collect()

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 /// One simulated upstream endpoint. Requests are counted and faults are injected per
 /// route. Each vendor module defines its routes as associated constants
-/// (`Route::AcedataBalance`, …); [`Route::all`] lists every vendor's.
+/// (`Route::AcedataBalance`, …); [`Route::all`] (beside the list of vendors) lists
+/// every vendor's.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Route {
     vendor: &'static str,
@@ -29,18 +30,6 @@ impl Route {
             method,
             path,
         }
-    }
-
-    /// Every route of every simulated vendor, in a fixed order.
-    pub fn all() -> impl Iterator<Item = Route> {
-        super::vendors::ROUTES
-            .iter()
-            .flat_map(|r| r.iter().copied())
-    }
-
-    /// The route serving `path`, if any. Paths are matched exactly.
-    pub fn from_path(path: &str) -> Option<Route> {
-        Route::all().find(|r| r.path == path)
     }
 
     /// The vendor serving this route (its simulator module's name).

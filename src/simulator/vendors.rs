@@ -10,7 +10,19 @@ use super::yeastar::{self, YeastarSim};
 use super::{SimOptions, Simulator};
 
 /// Every vendor's routes.
-pub(crate) const ROUTES: &[&[Route]] = &[acedata::ROUTES, yeastar::ROUTES];
+const ROUTES: &[&[Route]] = &[acedata::ROUTES, yeastar::ROUTES];
+
+impl Route {
+    /// Every route of every simulated vendor, in a fixed order.
+    pub fn all() -> impl Iterator<Item = Route> {
+        ROUTES.iter().flat_map(|r| r.iter().copied())
+    }
+
+    /// The route serving `path`, if any. Paths are matched exactly.
+    pub fn from_path(path: &str) -> Option<Route> {
+        Route::all().find(|r| r.path() == path)
+    }
+}
 
 /// A fresh state of every vendor.
 pub(crate) fn all() -> Vec<Box<dyn Vendor>> {

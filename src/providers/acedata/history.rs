@@ -470,8 +470,6 @@ impl Collector for HistoryCollector {
     }
 }
 
-impl HistoryCollector {}
-
 #[cfg(test)]
 mod tests {
     //! Property: whatever the order, page size, appends, invalidations and full passes,

@@ -1,6 +1,8 @@
-//! The exporter's own metrics (namespace `balance_exporter`).
+//! The exporter's own metrics (namespace `balance_exporter`): the metrics primitives
+//! filled with what the scheduler knows of each collector, its error reasons included.
 
-use super::{CounterVec, GaugeVec, Registry};
+use crate::collector::CollectError;
+use crate::metrics::{CounterVec, GaugeVec, Registry};
 
 /// The exporter's own metrics (namespace `balance_exporter`).
 #[derive(Clone)]
@@ -45,7 +47,7 @@ impl SelfMetrics {
             "balance_exporter_collector_errors_total",
             "Failed collection attempts by reason: one per scheduled attempt that failed after its retries.",
             &["collector", "account", "reason"],
-            &crate::collector::CollectError::REASONS,
+            &CollectError::REASONS,
         );
         let low_balance_threshold = GaugeVec::new(
             registry,
@@ -100,7 +102,7 @@ impl SelfMetrics {
     /// `rate()` and `increase()` see the first failure.
     pub fn init_collector(&self, collector: &str, account: &str) {
         // One reason creates them all (see `CounterVec::prefilled`).
-        let any = crate::collector::CollectError::REASONS[0];
+        let any = CollectError::REASONS[0];
         self.errors.with_label_values(&[collector, account, any]);
     }
 
@@ -111,7 +113,7 @@ impl SelfMetrics {
         let _ = self.last_success.remove_label_values(&labels);
         let _ = self.duration.remove_label_values(&labels);
         // One reason removes them all (see `CounterVec::prefilled`).
-        let any = crate::collector::CollectError::REASONS[0];
+        let any = CollectError::REASONS[0];
         let _ = self.errors.remove_label_values(&[collector, account, any]);
     }
 }
