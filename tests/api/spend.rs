@@ -374,3 +374,50 @@ async fn changes_are_followed_and_gone_label_sets_removed() {
     assert_eq!(s.keys_of("acedata_orders_last_30d").len(), 7);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn spend_series_go_once_max_staleness_has_passed_without_a_success() {
+    let sim = simulator(SimOptions::default()).await;
+    let config = yaml(
+        &sim.base_url(),
+        "100ms",
+        &format!("{SPEND}    usage_interval: 200ms\n"),
+    )
+    .replace("max_staleness: 1h", "max_staleness: 1s");
+    let app = spawn_yaml(&config).await;
+    app.wait_ready().await;
+    app.wait_for("first polls", |s| {
+        s.has_metric("acedata_usage_today_credits")
+            && s.has_metric("acedata_orders_last_30d")
+            && s.has_metric("acedata_application_auto_recharge")
+    })
+    .await;
+    for route in [
+        Route::AcedataUsage,
+        Route::AcedataOrders,
+        Route::AcedataAutoRecharge,
+    ] {
+        sim.inject_fault(route, Fault::Status(500), None);
+    }
+    let s = app
+        .wait_for("every spend series gone", |s| {
+            [
+                "acedata_usage_today_credits",
+                "acedata_usage_last_7d_credits",
+                "acedata_usage_month_to_date_credits",
+                "acedata_orders_last_30d",
+                "acedata_orders_finished_price_last_30d",
+                "acedata_order_last_created_timestamp_seconds",
+                "acedata_order_oldest_pending_timestamp_seconds",
+                "acedata_application_auto_recharge",
+            ]
+            .iter()
+            .all(|m| !s.has_metric(m))
+        })
+        .await;
+    for c in ["acedata_usage", "acedata_orders", "acedata_auto_recharge"] {
+        assert_eq!(success(&s, c), Some(0.0), "{c}");
+        assert!(errors(&s, c, "http_status") >= 1.0, "{c}");
+    }
+    app.stop().await;
+}
