@@ -28,7 +28,7 @@ pub(crate) const USAGE_DAYS: i64 = 35;
 /// The application whose auto-recharge is `Paused` (the seed `suno` application).
 pub(crate) const PAUSED_APP: &str = "00000000-0000-4000-b000-000000000002";
 
-/// Seconds before "now" each seed order was created, with the order's JSON.
+/// The seed orders, each created a fixed time before `now`.
 fn seed_orders(now: i64) -> Vec<Value> {
     let order = |id: &str, state: &str, price: Value, amount: u64, app: &str, age_secs: i64| {
         json!({
