@@ -22,6 +22,9 @@ all_targets=(
   acedata_statuses
   acedata_levels
   acedata_history_page
+  acedata_usage
+  acedata_orders
+  acedata_auto_recharge
   yeastar_balance
   yeastar_token
   config_yaml

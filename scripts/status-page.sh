@@ -95,7 +95,8 @@ if "balance-exporter status" not in dom:
     problems.append("no page title in the rendered DOM")
 expected = {"demo/yeastar_balance", "demo/acedata_balance", "demo/acedata_distribution_status",
             "demo/acedata_distribution_levels", "demo/acedata_distribution_history",
-            "demo/acedata_applications"}
+            "demo/acedata_applications", "demo/acedata_usage", "demo/acedata_orders",
+            "demo/acedata_auto_recharge"}
 if set(p.rows) != expected:
     problems.append(f"rows {sorted(p.rows)}, expected {sorted(expected)}")
 failing = p.rows.get("demo/yeastar_balance", "")

@@ -42,7 +42,7 @@ acedata:
     low_balance_threshold: 50
     user_id: me
     history: {{ page_size: 10, full_sync_interval: 5m }}
-    application_thresholds: {{ midjourney: 100, "*": 20 }}
+    application_thresholds: {{ midjourney: 100, suno: 50, "*": 20 }}
 yeastar:
   - name: demo
     base_url: {base_url}

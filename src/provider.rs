@@ -50,6 +50,11 @@ pub trait Account: fmt::Debug + Send + Sync + 'static {
     fn name(&self) -> &str;
     /// The polling cadence.
     fn timing(&self) -> Timing;
+    /// The cadence of one of the account's collectors (by its `collector` label), for
+    /// collectors that poll on a cadence of their own; the account's by default.
+    fn timing_of(&self, _collector: &str) -> Timing {
+        self.timing()
+    }
     /// The configured `low_balance_threshold`.
     fn low_balance_threshold(&self) -> Option<f64>;
     /// The account's collectors, writing into `families` (what this vendor's
@@ -103,11 +108,13 @@ pub fn collectors(
         .flat_map(|section| {
             let families = metrics.of(section.provider.name());
             section.accounts.iter().flat_map(move |account| {
-                let timing = account.timing();
                 account
                     .collectors(families, upstream)
                     .into_iter()
-                    .map(move |collector| Scheduled { collector, timing })
+                    .map(move |collector| Scheduled {
+                        timing: account.timing_of(collector.name()),
+                        collector,
+                    })
             })
         })
         .collect()

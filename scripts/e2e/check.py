@@ -10,7 +10,7 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -66,6 +66,7 @@ acedata:
     low_balance_threshold: 10
     history: {{ page_size: 7, full_sync_interval: 1h }}
     application_thresholds: {{ midjourney: 100, "*": 20 }}
+    usage_interval: 3s
 yeastar:
   - name: partner
     base_url: {SIM}
@@ -189,7 +190,8 @@ try:
     APP_FAMILIES = ("acedata_application_", "acedata_credential_", "balance_exporter_application_low_threshold")
 
     def exported_apps(s):
-        return {k: v for k, v in s.items() if k.startswith(APP_FAMILIES)}
+        return {k: v for k, v in s.items()
+                if k.startswith(APP_FAMILIES) and not k.startswith("acedata_application_auto_recharge")}
 
     apps = applications()
     check(len(apps) == 10, "the simulator lists 10 applications over 3 pages")
@@ -287,6 +289,146 @@ try:
     control("/_control/set", {"expire_tokens": True, "accountBalance": 3.5})
     s = wait_for(lambda s: s.get('yeastar_account_balance{account="partner"}') == 3.5, "yeastar recovers after token expiry")
     check(s.get(err("yeastar_balance", "partner", "unauthorized"), 0) == 0, "  401 cured by refresh-and-retry, not counted")
+
+    # --- Spend, orders and auto-recharge: exact values computed here from the
+    # simulator's own answers, with Decimal, and the windows worked out here.
+    def sim_get(path):
+        req = urllib.request.Request(SIM + path, headers={"authorization": "Bearer e2e-acedata-token"})
+        return json.loads(urllib.request.urlopen(req).read(), parse_float=Decimal)
+
+    def esc(v):
+        return v.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+    def last_query(path):
+        return urllib.parse.parse_qs(json.loads(http(SIM + f"/_control/last_query?path={path}")[1])["query"])
+
+    def count(path):
+        return json.loads(http(SIM + f"/_control/count?path={path}")[1])["count"]
+
+    USAGE, ORDERS, AR = "/api/v1/usage/apis/aggregate/", "/api/v1/orders/", "/api/v1/auto-recharge-configs/"
+    today = datetime.now(timezone.utc).date()
+    start = min(today.replace(day=1), today - timedelta(days=6))
+    q = last_query(USAGE)
+    check(q.get("created_at_from") == [f"{start.isoformat()}T00:00:00Z"] and q.get("user_id") == ["me"],
+          f"usage: created_at_from is the earlier of the month's start and 6 days ago ({q})")
+
+    def expected_usage():
+        body = sim_get(f"{USAGE}?user_id=me&created_at_from={start.isoformat()}T00:00:00Z")
+        names = {k: v.get("name") or v.get("title") for k, v in (body.get("api_map") or body.get("apis")).items()}
+        sums = {}
+        for row in body.get("results", body.get("items")):
+            day = datetime.strptime(row["date"], "%Y-%m-%d").date()
+            amount = Decimal(str(row["amount"]))
+            for window, inside in (("today", day == today), ("last_7d", today - timedelta(days=6) <= day <= today),
+                                   ("month_to_date", (day.year, day.month) == (today.year, today.month) and day <= today)):
+                if inside:
+                    key = (window, row["api_id"])
+                    sums[key] = sums.get(key, Decimal(0)) + amount
+        return {f'acedata_usage_{w}_credits{{account="main",api="{esc(names.get(api) or api)}",api_id="{api}"}}': float(v)
+                for (w, api), v in sums.items()}
+
+    def exported(s, prefix):
+        return {k: v for k, v in s.items() if k.startswith(prefix)}
+
+    want_usage = expected_usage()
+    s = wait_for(lambda s: exported(s, "acedata_usage_") == want_usage,
+                 f"usage: every API's today, 7-day and month-to-date spend exactly ({len(want_usage)} series)")
+    check('api="Say \\"hi\\"\\\\ back\\nnow: ünïcode 音声"' in http(addr + "/metrics")[1],
+          "usage: an API name with quotes, a backslash, a newline and non-ASCII text is a valid label")
+    check(not any("e2e-api-nameless" in k and "today" in k for k in s), "usage: no row today, no today series")
+
+    thirty_days_ago = (datetime.now(timezone.utc) - timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    def expected_orders():
+        orders, offset = [], 0
+        while True:
+            page = sim_get(f"{ORDERS}?user_id=me&limit=100&offset={offset}&created_at_from={thirty_days_ago}")
+            orders += page["results"]
+            offset += len(page["results"])
+            if not page["results"] or offset >= page["count"]:
+                break
+        counts = {st: 0 for st in ("Pending", "Paid", "Finished", "Expired", "Failed", "Refunded")}
+        last, price, pending = {}, Decimal(0), []
+        for o in orders:
+            counts[o["state"]] = counts.get(o["state"], 0) + 1
+            t = epoch(o["created_at"])
+            last[o["state"]] = max(last.get(o["state"], t), t)
+            if o["state"] == "Finished":
+                price += Decimal(str(o["price"]))
+            if o["state"] == "Pending":
+                pending.append(t)
+        want = {f'acedata_orders_last_30d{{account="main",state="{st}"}}': float(n) for st, n in counts.items()}
+        want.update({f'acedata_order_last_created_timestamp_seconds{{account="main",state="{st}"}}': t
+                     for st, t in last.items()})
+        want['acedata_orders_finished_price_last_30d{account="main"}'] = float(price)
+        if pending:
+            want['acedata_order_oldest_pending_timestamp_seconds{account="main"}'] = min(pending)
+        return want, len(orders)
+
+    want_orders, n_orders = expected_orders()
+    s = wait_for(lambda s: exported(s, ("acedata_order_", "acedata_orders_")) == want_orders,
+                 f"orders: counts per state (an undocumented one as given), Finished price, newest and oldest pending "
+                 f"exactly ({len(want_orders)} series)")
+    got = exported(s, ("acedata_order_", "acedata_orders_"))
+    if got != want_orders:
+        print("  want", sorted(want_orders.items()), "\n  got ", sorted(got.items()))
+    check(s.get('acedata_orders_finished_price_last_30d{account="main"}') == 30.1, "orders: 10.01 + \"20.02\" + 0.07 = 30.1")
+    q = last_query(ORDERS)
+    sent_from = epoch(q.get("created_at_from", ["1970-01-01T00:00:00Z"])[0])
+    check(abs(sent_from - (time.time() - 30 * 86400)) < 120 and q.get("user_id") == ["me"],
+          f"orders: created_at_from is 30 days back ({q.get('created_at_from')})")
+
+    want_ar = {f'acedata_application_auto_recharge{{account="main",application_id="{c["application_id"]}",status="{c["status"]}"}}': 1.0
+               for c in json.loads(http(SIM + "/_control/auto_recharge")[1])["configs"]
+               if c.get("status") and c.get("application_id")}
+    wait_for(lambda s: exported(s, "acedata_application_auto_recharge") == want_ar,
+             f"auto-recharge: one series per configuration with a status ({len(want_ar)} series)")
+
+    # Upstream cost: one aggregate request per usage_interval (3 s); every order page
+    # (8 orders in the window, 2 a page: 4) and auto-recharge page (5 configs: 3) per
+    # interval (1 s). Bounds as in the Rust tests: attempts in a window of t seconds
+    # are at most floor(t / interval) + 2.
+    c0 = {p: count(p) for p in (USAGE, ORDERS, AR)}
+    t0 = time.time()
+    time.sleep(6.5)
+    elapsed = time.time() - t0
+    c1 = {p: count(p) for p in (USAGE, ORDERS, AR)}
+    polls = int(elapsed // 1) + 2
+    check(1 <= c1[USAGE] - c0[USAGE] <= int(elapsed // 3) + 2,
+          f"usage: {c1[USAGE] - c0[USAGE]} aggregate requests in {elapsed:.1f} s at usage_interval 3s")
+    check(4 <= c1[ORDERS] - c0[ORDERS] <= 4 * polls,
+          f"orders: {c1[ORDERS] - c0[ORDERS]} page requests in {elapsed:.1f} s (4 pages a poll)")
+    check(last_query(ORDERS).get("limit") == ["100"], "orders: limit=100 asked, the server cut it to 2")
+    check(c1[AR] - c0[AR] <= 3 * polls, f"auto-recharge: {c1[AR] - c0[AR]} page requests in {elapsed:.1f} s (3 pages a poll)")
+    check(n_orders == 8, f"the simulator lists 8 orders in the window ({n_orders})")
+
+    # The clients' shape of the aggregate gives the same values.
+    control("/_control/set", {"usage_shape": "items"})
+    c0 = count(USAGE)
+    wait_for(lambda s: count(USAGE) >= c0 + 2, "usage: a full poll of the `items` + `apis{title}` shape")
+    check(exported(scrape(), "acedata_usage_") == want_usage, "usage: the same values from `items` + `apis{title}`")
+
+    # Faults on each new endpoint, counted by reason; the last good values stay.
+    for path, collector, fault, reason, family in [
+        (USAGE, "acedata_usage", {"status": 200, "body": '{"results": [{"date": "2024-13-01", "api_id": "x", "amount": 1}]}'},
+         "decode", "acedata_usage_"),
+        (USAGE, "acedata_usage", {"status": 503, "body": '{"detail": "down"}'}, "http_status", "acedata_usage_"),
+        (ORDERS, "acedata_orders", {"status": 200, "body": '{"count": 1, "results": [{"id": "o", "state": "Finished", "price": "ten"}]}'},
+         "decode", ("acedata_order_", "acedata_orders_")),
+        (ORDERS, "acedata_orders", {"status": 500, "body": '{"detail": "boom"}'}, "http_status", ("acedata_order_", "acedata_orders_")),
+        (AR, "acedata_auto_recharge", {"status": 429, "body": "", "headers": {"Retry-After": "1"}}, "rate_limited",
+         "acedata_application_auto_recharge"),
+        (AR, "acedata_auto_recharge", {"status": 401, "body": '{"detail": "Invalid token."}'}, "unauthorized",
+         "acedata_application_auto_recharge"),
+    ]:
+        good = exported(scrape(), family)
+        before = scrape().get(err(collector, "main", reason), 0)
+        control("/_control/fault", dict(fault, path=path, times=4))
+        s = wait_for(lambda s: s.get(err(collector, "main", reason), 0) > before,
+                     f"{collector}: fault {fault['status']} {fault['body'][:24]!r} counted as {reason}")
+        check(exported(s, family) == good, f"  last good {collector} values kept after {reason}")
+        wait_for(lambda s: s.get(f'balance_exporter_collector_success{{account="main",collector="{collector}"}}') == 1.0,
+                 "  recovers")
 
     text = http(addr + "/metrics")[1]
     promtool = os.environ.get("PROMTOOL", "promtool")

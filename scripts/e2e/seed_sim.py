@@ -13,11 +13,22 @@ Control endpoints (not part of the vendors' APIs):
   GET  /_control/count?path=...   requests seen on a path
   GET  /_control/last_query?path=...   the query string of the last request on a path
 
+Spend, orders and auto-recharge follow the SPEC's "Spend, orders and auto-recharge":
+  GET /api/v1/usage/apis/aggregate/   rows dated relative to today (UTC), filtered by the date
+                                      of `created_at_from`; `results` + `api_map{name, path}`
+                                      or, after /_control/set {"usage_shape": "items"},
+                                      `items` + `apis{title}`
+  GET /api/v1/orders/                 filtered by `created_at_from`, newest first, pages of at
+                                      most LIST_MAX_LIMIT; `price` a number or a decimal string
+  GET /api/v1/auto-recharge-configs/  pages of at most LIST_MAX_LIMIT
+All three answer 403 permission_denied without `user_id`.
+
 Applications (GET /api/v1/applications/) follow the SPEC's "Ace Data Cloud service
 quotas": without `user_id` the list answers 403 permission_denied; pages are cut to
 APPLICATIONS_MAX_LIMIT whatever `limit` asks (a server-side maximum page size), and the
 page sits under `items` (the key the vendor's own clients read) so both keys are used.
 """
+import datetime
 import json
 import sys
 import threading
@@ -30,6 +41,8 @@ CLIENT_ID = "e2e-client-id"
 CLIENT_SECRET = "e2e-client-secret"
 
 APPLICATIONS_MAX_LIMIT = 4
+LIST_MAX_LIMIT = 2
+STARTED = time.time()
 API_KEY_PREFIX = "sk-e2e-never-export-"
 
 lock = threading.Lock()
@@ -125,6 +138,71 @@ state["applications"] = [
 ]
 
 
+# Usage rows: (days before today, api id, amount). Amounts with cents, some as strings.
+state["usage"] = (
+    [(d, "e2e-api-flux", 7.35) for d in range(0, 40)]
+    + [(0, "e2e-api-odd", 0.1), (0, "e2e-api-odd", "0.2"), (5, "e2e-api-odd", 3.03), (12, "e2e-api-odd", 1)]
+    + [(d, "e2e-api-nameless", 11.11) for d in (1, 6, 7, 29)]
+)
+state["usage_names"] = {
+    "e2e-api-flux": {"name": "Flux Pro", "path": "/flux/images"},
+    "e2e-api-odd": {"name": 'Say "hi"\\ back\nnow: ünïcode 音声', "path": "/odd"},
+}
+state["usage_shape"] = "results"
+
+
+def order(n, state_, price, age_hours):
+    created = datetime.datetime.fromtimestamp(STARTED - age_hours * 3600, datetime.timezone.utc)
+    return {"id": f"e2e-order-{n}", "user_id": "u-e2e", "state": state_, "price": price, "amount": 100,
+            "application_id": "e2e-app-1", "created_at": created.isoformat().replace("+00:00", "Z")}
+
+
+# Newest first, as the list answers.
+state["orders"] = sorted([
+    order(1, "Finished", 10.01, 30),
+    order(2, "Finished", "20.02", 100),
+    order(3, "Finished", 0.07, 200),
+    order(4, "Pending", 5, 0.5),
+    order(5, "Pending", "5.00", 3),
+    order(6, "Paid", 1, 50),
+    order(7, "Disputed", 2, 60),
+    order(8, "Failed", 3, 600),
+    order(9, "Finished", 999, 24 * 40),  # older than 30 days
+], key=lambda o: o["created_at"], reverse=True)
+
+state["auto_recharge"] = [
+    {"id": "e2e-ar-1", "application_id": "e2e-app-1", "status": "Active", "threshold": 10},
+    {"id": "e2e-ar-2", "application_id": "e2e-app-2", "status": "Paused", "threshold": 10},
+    {"id": "e2e-ar-3", "application_id": "e2e-app-6", "status": "Suspended"},
+    {"id": "e2e-ar-4", "application_id": "e2e-app-7"},  # no status: no series
+    {"id": "e2e-ar-5", "application_id": "e2e-app-8", "status": "Disabled"},
+]
+
+
+def created_from(query):
+    text = query.get("created_at_from", [None])[0]
+    return None if text is None else datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def page(query, items):
+    limit = min(int(query.get("limit", ["10"])[0]), LIST_MAX_LIMIT)
+    offset = int(query.get("offset", ["0"])[0])
+    return {"count": len(items), "results": items[offset:offset + limit]}
+
+
+def usage(query):
+    today = datetime.datetime.now(datetime.timezone.utc).date()
+    start = created_from(query)
+    rows = []
+    for days, api, amount in state["usage"]:
+        day = today - datetime.timedelta(days=days)
+        if start is None or day >= start.date():
+            rows.append({"date": day.isoformat(), "api_id": api, "amount": amount})
+    if state["usage_shape"] == "items":
+        return {"items": rows, "total": 0, "apis": {k: {"title": v["name"]} for k, v in state["usage_names"].items()}}
+    return {"results": rows, "total": 0, "api_map": state["usage_names"]}
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
@@ -190,6 +268,18 @@ class Handler(BaseHTTPRequestHandler):
                 offset = int(query.get("offset", ["0"])[0])
                 h = state["history"]
                 return self.reply(200, {"count": len(h), "results": h[offset:offset + limit]})
+            if method == "GET" and path in ("/api/v1/usage/apis/aggregate/", "/api/v1/orders/",
+                                            "/api/v1/auto-recharge-configs/") and not query.get("user_id"):
+                return self.reply(403, {"detail": "You do not have permission to perform this action."})
+            if method == "GET" and path == "/api/v1/usage/apis/aggregate/":
+                return self.reply(200, usage(query))
+            if method == "GET" and path == "/api/v1/orders/":
+                start = created_from(query)
+                orders = [o for o in state["orders"] if start is None
+                          or datetime.datetime.fromisoformat(o["created_at"].replace("Z", "+00:00")) >= start]
+                return self.reply(200, page(query, orders))
+            if method == "GET" and path == "/api/v1/auto-recharge-configs/":
+                return self.reply(200, page(query, state["auto_recharge"]))
             if method == "GET" and path == "/api/v1/applications/":
                 if not query.get("user_id"):
                     return self.reply(403, {"detail": "You do not have permission to perform this action."})
@@ -255,10 +345,20 @@ class Handler(BaseHTTPRequestHandler):
                     for app in state["applications"]:
                         if app["id"] == app_id:
                             app["credentials"] = [k for k in app["credentials"] if k["id"] != key_id]
+                if "usage_shape" in s:
+                    state["usage_shape"] = s["usage_shape"]
+                if "usage" in s:
+                    state["usage"] = [tuple(r) for r in s["usage"]]
+                if "add_order" in s:
+                    state["orders"].insert(0, s["add_order"])
+                if "auto_recharge" in s:
+                    state["auto_recharge"] = s["auto_recharge"]
                 if "expire_tokens" in s:
                     state["tokens"] = {}
             elif path == "/_control/last_query":
                 return self.reply(200, {"query": state.get("queries", {}).get(query["path"][0])})
+            elif path == "/_control/auto_recharge":
+                return self.reply(200, {"configs": state["auto_recharge"]})
             elif path == "/_control/count":
                 return self.reply(200, {"count": state["counts"].get(query["path"][0], 0)})
         return self.reply(200, {"ok": True})

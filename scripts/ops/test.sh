@@ -109,6 +109,8 @@ check_prometheus_alertmanager_examples() {
 BalanceLow billing
 BalanceRunningOut billing
 ApplicationQuotaExhausted billing
+AcedataSpendSpike billing
+AcedataTopUpFailed billing
 BalanceExporterCollectorFailing monitoring
 BalanceExporterYeastarUnauthorized monitoring
 SomethingElse default
@@ -296,6 +298,7 @@ EOF
     echo "--- exporter log"; cat "$work/exporter.log"
     return 1
   fi
+  check_demo_alerts "$prometheus_port"
 
   local rss hwm ticks limit_mib
   rss=$(awk '/^VmRSS/ {print $2}' "/proc/$exporter_pid/status")
@@ -314,6 +317,29 @@ EOF
   ' "$root/deploy/kubernetes/deployment.yaml")
   echo "deploy/kubernetes/deployment.yaml memory limit: ${limit_mib} MiB"
   ((limit_mib * 1024 >= 2 * hwm)) || { echo "memory limit is less than twice the measured peak"; return 1; }
+}
+
+# The demo's spend data sets off every spend alert (pending or firing: their
+# `for` is longer than this check), and the quota-low alert of the application
+# whose auto-recharge is Paused at warning severity.
+check_demo_alerts() {
+  local port=$1 query got i
+  while read -r query; do
+    got=none
+    for ((i = 0; i < 300; i++)); do
+      got=$(prom_value "$port" "count($query)")
+      [[ $got == none ]] || break
+      sleep 0.1
+    done
+    echo "$query: $got"
+    [[ $got != none ]] || { echo "expected the demo to raise $query"; return 1; }
+  done <<'ALERTS'
+ALERTS{alertname="AcedataSpendSpike", api="Midjourney Imagine"}
+ALERTS{alertname="AcedataCreditsRunningOutAtSpendRate", account="demo"}
+ALERTS{alertname="AcedataTopUpFailed", account="demo"}
+ALERTS{alertname="AcedataTopUpPending", account="demo"}
+ALERTS{alertname="ApplicationQuotaLow", service="suno", severity="warning"}
+ALERTS
 }
 
 # Waits until FILE exists, for at most $2 seconds.

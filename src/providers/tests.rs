@@ -20,7 +20,7 @@ fn minimal_config_gets_defaults() {
     assert_eq!(a.timing, Timing::default());
     assert_eq!(a.base_url, "https://platform.acedata.cloud");
     assert!(a.initialize_distribution);
-    assert_eq!(a.collectors.len(), 5);
+    assert_eq!(a.collectors.len(), 8);
     assert_eq!(a.application_thresholds.for_service("midjourney"), None);
     assert_eq!(a.history.page_size, 100);
     assert_eq!(a.history.full_sync_interval, Duration::from_secs(6 * 3600));

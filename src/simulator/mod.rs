@@ -42,7 +42,7 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-pub use options::{HistoryOrder, ListKey, SimOptions};
+pub use options::{HistoryOrder, ListKey, SimOptions, UsageShape};
 pub use route::{Fault, Route};
 
 use reply::Reply;

@@ -24,6 +24,16 @@ pub enum ListKey {
     Items,
 }
 
+/// The shape of the usage aggregate answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UsageShape {
+    /// `{results, total, api_map: {id: {name, path}}}`, as the vendor documents.
+    #[default]
+    Results,
+    /// `{items, total, apis: {id: {title}}}`, as the vendor's own clients read.
+    Items,
+}
+
 /// Simulator behaviour. [`Default`] is deterministic seed data, no drift, no latency.
 #[derive(Debug, Clone)]
 pub struct SimOptions {
@@ -56,6 +66,11 @@ pub struct SimOptions {
     /// The Yeastar token endpoint repeats the credential it was sent in its error, as a
     /// careless upstream might (for trying the status page's redaction in `--demo`).
     pub echo_credentials: bool,
+    /// Shape of `GET /api/v1/usage/apis/aggregate/`.
+    pub usage_shape: UsageShape,
+    /// A fixed "now" (Unix seconds) for the spend data (usage dates, order ages);
+    /// `None` follows the wall clock.
+    pub now: Option<i64>,
 }
 
 impl Default for SimOptions {
@@ -74,6 +89,8 @@ impl Default for SimOptions {
             history_interval: Duration::from_secs(30),
             packages: vec![SimPackage::seed()],
             echo_credentials: false,
+            usage_shape: UsageShape::Results,
+            now: None,
         }
     }
 }

@@ -394,7 +394,7 @@ async fn not_ready_until_every_collector_finished_its_first_attempt() {
     let s = app.samples().await;
     assert_eq!(
         s.keys_of("balance_exporter_collector_success").len(),
-        6,
+        9,
         "{}",
         s.text
     );

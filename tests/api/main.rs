@@ -10,6 +10,7 @@ mod helpers;
 mod history;
 mod reload;
 mod shards;
+mod spend;
 mod status;
 mod third_provider;
 mod yeastar;

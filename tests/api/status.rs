@@ -86,10 +86,13 @@ async fn every_task_has_a_row_with_timings_and_series_and_filters_work() {
         all,
         [
             ("main", "acedata_applications"),
+            ("main", "acedata_auto_recharge"),
             ("main", "acedata_balance"),
             ("main", "acedata_distribution_history"),
             ("main", "acedata_distribution_levels"),
             ("main", "acedata_distribution_status"),
+            ("main", "acedata_orders"),
+            ("main", "acedata_usage"),
             ("partner", "yeastar_balance"),
         ]
         .map(|(a, c)| (a.to_string(), c.to_string()))
@@ -105,10 +108,19 @@ async fn every_task_has_a_row_with_timings_and_series_and_filters_work() {
         assert_eq!(t["state"], "ok", "{t:#}");
         assert!(t["last_success"].as_f64().is_some(), "{t:#}");
         assert!(t["last_duration_seconds"].as_f64().unwrap() >= 0.0);
-        // The next attempt is one interval (plus a jitter under a tenth) after the last.
+        // The next attempt is one interval (plus a jitter under a tenth) after the last;
+        // the spend collector keeps its own (the default `usage_interval`).
+        let interval = if t["collector"] == "acedata_usage" {
+            300.0
+        } else {
+            2.0
+        };
         let next = t["next_attempt"].as_f64().unwrap() - t["last_attempt"].as_f64().unwrap();
-        assert!((1.9..=2.5).contains(&next), "{next} {t:#}");
-        assert_eq!(t["interval_seconds"], 2.0);
+        assert!(
+            (interval - 0.1..=interval * 1.1 + 0.3).contains(&next),
+            "{next} {t:#}"
+        );
+        assert_eq!(t["interval_seconds"], interval);
         assert!(t["last_error"].is_null());
     }
     // Series counts agree with /metrics.
@@ -131,11 +143,11 @@ async fn every_task_has_a_row_with_timings_and_series_and_filters_work() {
     let only = app.status_json("&account=partner").await;
     assert_eq!(rows(&only), [("partner".into(), "yeastar_balance".into())]);
     assert!(rows(&app.status_json("&state=failing").await).is_empty());
-    assert_eq!(rows(&app.status_json("&state=ok").await).len(), 6);
+    assert_eq!(rows(&app.status_json("&state=ok").await).len(), 9);
     let html = app.status_html("?account=main&state=ok").await;
     assert!(html.contains(r#"<meta name="viewport""#), "{html}");
     assert!(!html.contains("<script"), "no JavaScript: {html}");
-    assert_eq!(html.matches("<tr id=").count(), 5, "{html}");
+    assert_eq!(html.matches("<tr id=").count(), 8, "{html}");
     assert!(!html.contains("yeastar_balance</td>"), "{html}");
     assert!(
         html.contains(r#"<span class="state ok">ok</span>"#),
@@ -319,7 +331,7 @@ async fn the_header_shows_a_rejected_reload_with_its_problems() {
     assert!(html.contains("rejected"), "{html}");
     assert!(html.contains("acedata[0].tokn: unknown key"), "{html}");
     // The running configuration's rows are still there.
-    assert_eq!(rows(&v).len(), 6);
+    assert_eq!(rows(&v).len(), 9);
 
     // A valid reload that drops the Yeastar account drops its row.
     std::fs::write(
@@ -334,7 +346,7 @@ async fn the_header_shows_a_rejected_reload_with_its_problems() {
     assert_eq!(r.status(), 200);
     let v = app.status_json("").await;
     assert_eq!(v["last_reload"]["ok"], true);
-    assert_eq!(rows(&v).len(), 5, "{v:#}");
+    assert_eq!(rows(&v).len(), 8, "{v:#}");
     assert!(row(&v, "partner", "yeastar_balance").is_none());
     app.stop().await;
 }

@@ -155,6 +155,50 @@ impl AcedataClient {
         model::parse_history_page(&body)
     }
 
+    /// The `user_id` of the calls that need one: the configured one, else `me`.
+    fn user_id_or_me(&self) -> String {
+        self.account.user_id.as_deref().unwrap_or("me").to_string()
+    }
+
+    /// `GET /api/v1/usage/apis/aggregate/` from `from` (`YYYY-MM-DDT00:00:00Z`): the
+    /// raw answer, parsed by [`super::usage::parse_aggregate`].
+    pub async fn usage_aggregate(&self, from: String) -> Result<bytes::Bytes, CollectError> {
+        let q = [("created_at_from", from), ("user_id", self.user_id_or_me())];
+        self.call(Method::GET, "/api/v1/usage/apis/aggregate/", &q)
+            .await
+    }
+
+    /// One page of `GET /api/v1/orders/` of orders created from `from` (RFC 3339).
+    pub async fn orders_page(
+        &self,
+        from: &str,
+        limit: u64,
+        offset: u64,
+    ) -> Result<bytes::Bytes, CollectError> {
+        let q = [
+            ("created_at_from", from.to_string()),
+            ("user_id", self.user_id_or_me()),
+            ("limit", limit.to_string()),
+            ("offset", offset.to_string()),
+        ];
+        self.call(Method::GET, "/api/v1/orders/", &q).await
+    }
+
+    /// One page of `GET /api/v1/auto-recharge-configs/`.
+    pub async fn auto_recharge_page(
+        &self,
+        limit: u64,
+        offset: u64,
+    ) -> Result<bytes::Bytes, CollectError> {
+        let q = [
+            ("user_id", self.user_id_or_me()),
+            ("limit", limit.to_string()),
+            ("offset", offset.to_string()),
+        ];
+        self.call(Method::GET, "/api/v1/auto-recharge-configs/", &q)
+            .await
+    }
+
     /// One page of `GET /api/v1/applications/`: `(count, applications)`. `user_id` is
     /// always sent (the configured one, else `me`): without it a normal account gets
     /// 403 `permission_denied` on this list.

@@ -10,7 +10,7 @@ use crate::timing::Timing;
 /// Default API base URL.
 pub const DEFAULT_BASE_URL: &str = "https://platform.acedata.cloud";
 
-/// The five Ace Data Cloud collectors, as named in `collectors:`.
+/// The Ace Data Cloud collectors, as named in `collectors:`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CollectorKind {
     Balance,
@@ -18,16 +18,22 @@ pub enum CollectorKind {
     DistributionLevels,
     DistributionHistory,
     Applications,
+    Usage,
+    Orders,
+    AutoRecharge,
 }
 
 impl CollectorKind {
     /// All kinds, the default of `collectors:`.
-    pub const ALL: [CollectorKind; 5] = [
+    pub const ALL: [CollectorKind; 8] = [
         CollectorKind::Balance,
         CollectorKind::DistributionStatus,
         CollectorKind::DistributionLevels,
         CollectorKind::DistributionHistory,
         CollectorKind::Applications,
+        CollectorKind::Usage,
+        CollectorKind::Orders,
+        CollectorKind::AutoRecharge,
     ];
 
     /// The name used in the config file.
@@ -38,9 +44,16 @@ impl CollectorKind {
             CollectorKind::DistributionLevels => "distribution_levels",
             CollectorKind::DistributionHistory => "distribution_history",
             CollectorKind::Applications => "applications",
+            CollectorKind::Usage => "usage",
+            CollectorKind::Orders => "orders",
+            CollectorKind::AutoRecharge => "auto_recharge",
         }
     }
 }
+
+/// Default cadence of the spend collector (`usage_interval`): the aggregate is a
+/// heavier call than a balance.
+pub const DEFAULT_USAGE_INTERVAL: Duration = Duration::from_secs(300);
 
 /// Commission-history sync settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,6 +141,8 @@ pub struct AccountConfig {
     pub history: HistorySettings,
     /// Low-quota thresholds of the account's applications.
     pub application_thresholds: ApplicationThresholds,
+    /// Cadence of the `acedata_usage` collector, never shorter than `timing.interval`.
+    pub usage_interval: Duration,
 }
 
 impl AccountConfig {
@@ -142,6 +157,7 @@ impl AccountConfig {
         let user_id = f.string("user_id", false);
         let collectors = collectors(f);
         let application_thresholds = ApplicationThresholds::parse(f);
+        let usage_interval = usage_interval(f, timing);
         let history = match f.object("history") {
             Some(mut h) => {
                 let d = HistorySettings::default();
@@ -171,7 +187,54 @@ impl AccountConfig {
             collectors: collectors?,
             history,
             application_thresholds,
+            usage_interval,
         })
+    }
+
+    /// The cadence of one of the account's collectors: `usage_interval` for the spend
+    /// collector, the account's `interval` for every other.
+    pub fn timing_of(&self, collector: &str) -> Timing {
+        if collector == super::usage::NAME {
+            Timing {
+                interval: self.usage_interval,
+                ..self.timing
+            }
+        } else {
+            self.timing
+        }
+    }
+}
+
+/// `usage_interval`: given, it must lie between the account's `interval` and its
+/// `max_staleness`; unset, it is the default brought into those bounds.
+fn usage_interval(f: &mut Fields<'_>, timing: Timing) -> Duration {
+    match f.duration("usage_interval") {
+        Some(d) if d < timing.interval => {
+            f.problem(
+                "usage_interval",
+                format!(
+                    "{} is shorter than the interval {}",
+                    humantime::format_duration(d),
+                    humantime::format_duration(timing.interval)
+                ),
+            );
+            timing.interval
+        }
+        Some(d) if d > timing.max_staleness => {
+            f.problem(
+                "usage_interval",
+                format!(
+                    "{} is longer than max_staleness {}: spend values would vanish between two polls",
+                    humantime::format_duration(d),
+                    humantime::format_duration(timing.max_staleness)
+                ),
+            );
+            d
+        }
+        Some(d) => d,
+        None => DEFAULT_USAGE_INTERVAL
+            .min(timing.max_staleness)
+            .max(timing.interval),
     }
 }
 
@@ -207,4 +270,72 @@ fn collectors(f: &mut Fields<'_>) -> Option<Vec<CollectorKind>> {
         ok = false;
     }
     ok.then_some(out)
+}
+
+#[cfg(test)]
+mod spend_tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn account(extra: &str) -> Result<AccountConfig, String> {
+        let yaml = format!("acedata:\n  - name: main\n    token: t\n{extra}");
+        Config::from_yaml(&yaml, &crate::providers::all())
+            .map(|c| c.accounts::<AccountConfig>().next().unwrap().clone())
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn usage_interval_sets_only_the_spend_collectors_cadence() {
+        let a = account("    usage_interval: 10m\n").unwrap();
+        assert_eq!(
+            a.timing_of("acedata_usage").interval,
+            Duration::from_secs(600)
+        );
+        assert_eq!(a.timing_of("acedata_usage").timeout, a.timing.timeout);
+        assert_eq!(a.timing_of("acedata_orders"), a.timing);
+        assert_eq!(
+            a.timing_of("acedata_balance").interval,
+            Duration::from_secs(60)
+        );
+
+        assert_eq!(account("").unwrap().usage_interval, DEFAULT_USAGE_INTERVAL);
+        // Unset, it follows a longer interval and a shorter max_staleness.
+        let slow = account("    interval: 15m\n").unwrap();
+        assert_eq!(slow.usage_interval, Duration::from_secs(900));
+        let fresh = account("    interval: 30s\n    max_staleness: 2m\n").unwrap();
+        assert_eq!(fresh.usage_interval, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn usage_interval_outside_its_bounds_is_named() {
+        let e = account("    interval: 5m\n    usage_interval: 1m\n").unwrap_err();
+        assert!(
+            e.contains("acedata[0].usage_interval: 1m is shorter than the interval 5m"),
+            "{e}"
+        );
+        let e = account("    usage_interval: 2h\n").unwrap_err();
+        assert!(
+            e.contains("acedata[0].usage_interval: 2h is longer than max_staleness 1h"),
+            "{e}"
+        );
+        let e = account("    usage_interval: soon\n    collectors: [usage, nope]\n").unwrap_err();
+        assert!(
+            e.contains("acedata[0].usage_interval: `soon` is not a duration"),
+            "{e}"
+        );
+        assert!(e.contains("unknown collector `nope`"), "{e}");
+    }
+
+    #[test]
+    fn the_spend_collectors_are_named_in_collectors() {
+        let a = account("    collectors: [usage, orders, auto_recharge]\n").unwrap();
+        assert_eq!(
+            a.collectors,
+            [
+                CollectorKind::Usage,
+                CollectorKind::Orders,
+                CollectorKind::AutoRecharge
+            ]
+        );
+    }
 }

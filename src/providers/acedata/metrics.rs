@@ -29,6 +29,14 @@ pub struct AcedataMetrics {
     pub credential_limit: GaugeFamily,
     pub credential_expiry: GaugeFamily,
     pub application_threshold: GaugeFamily,
+    pub usage_today: GaugeFamily,
+    pub usage_last_7d: GaugeFamily,
+    pub usage_month_to_date: GaugeFamily,
+    pub orders: GaugeFamily,
+    pub orders_finished_price: GaugeFamily,
+    pub order_last_created: GaugeFamily,
+    pub order_oldest_pending: GaugeFamily,
+    pub auto_recharge: GaugeFamily,
 }
 
 impl AcedataMetrics {
@@ -37,6 +45,7 @@ impl AcedataMetrics {
         let pkg = &["package_id", "package"];
         let app = &["application_id", "service"];
         let cred = &["application_id", "service", "credential_id"];
+        let api = &["api_id", "api"];
         AcedataMetrics {
             credits: GaugeFamily::new(r, "acedata_balance_credits", "Ace Data Cloud global credit balance (points).", &[]),
             package_amount: GaugeFamily::new(r, "acedata_balance_package_amount", "Amount of an Ace Data Cloud package associated with the balance.", pkg),
@@ -63,6 +72,14 @@ impl AcedataMetrics {
             credential_limit: GaugeFamily::new(r, "acedata_credential_limit_amount", "Spending limit of one API key; absent when the key is unlimited.", cred),
             credential_expiry: GaugeFamily::new(r, "acedata_credential_expiry_timestamp_seconds", "Unix time one API key expires; absent when it does not expire.", cred),
             application_threshold: GaugeFamily::new(r, "balance_exporter_application_low_threshold", "Configured low-quota alert threshold for the account's applications of a service (application_thresholds).", &["service"]),
+            usage_today: GaugeFamily::new(r, "acedata_usage_today_credits", "Credits spent on one API today (UTC).", api),
+            usage_last_7d: GaugeFamily::new(r, "acedata_usage_last_7d_credits", "Credits spent on one API today and the six days before (UTC).", api),
+            usage_month_to_date: GaugeFamily::new(r, "acedata_usage_month_to_date_credits", "Credits spent on one API in the current month (UTC).", api),
+            orders: GaugeFamily::new(r, "acedata_orders_last_30d", "Top-up orders created in the last 30 days, by state.", &["state"]),
+            orders_finished_price: GaugeFamily::new(r, "acedata_orders_finished_price_last_30d", "Sum of the price of the Finished top-up orders created in the last 30 days.", &[]),
+            order_last_created: GaugeFamily::new(r, "acedata_order_last_created_timestamp_seconds", "Unix time the newest top-up order of a state (last 30 days) was created.", &["state"]),
+            order_oldest_pending: GaugeFamily::new(r, "acedata_order_oldest_pending_timestamp_seconds", "Unix time the oldest still Pending top-up order was created; absent when none is pending.", &[]),
+            auto_recharge: GaugeFamily::new(r, "acedata_application_auto_recharge", "An auto-recharge configuration of an application, by status (Active, Paused, Disabled); the value is always 1.", &["application_id", "status"]),
         }
     }
 }

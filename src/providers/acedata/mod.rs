@@ -2,13 +2,18 @@
 //! (affiliate) system.
 
 pub mod applications;
+pub mod auto_recharge;
 pub mod balance;
 pub mod client;
+pub mod clock;
 pub mod config;
 pub mod distribution;
 pub mod history;
 pub mod metrics;
 pub mod model;
+pub mod orders;
+mod paging;
+pub mod usage;
 
 use std::any::Any;
 use std::sync::Arc;
@@ -55,6 +60,10 @@ impl Account for AccountConfig {
 
     fn timing(&self) -> Timing {
         self.timing
+    }
+
+    fn timing_of(&self, collector: &str) -> Timing {
+        AccountConfig::timing_of(self, collector)
     }
 
     fn low_balance_threshold(&self) -> Option<f64> {
@@ -121,6 +130,23 @@ pub fn collectors(
                     client,
                     metrics,
                     thresholds: cfg.application_thresholds.clone(),
+                }),
+                CollectorKind::Usage => Box::new(usage::UsageCollector {
+                    account,
+                    client,
+                    metrics,
+                    clock: clock::system,
+                }),
+                CollectorKind::Orders => Box::new(orders::OrdersCollector {
+                    account,
+                    client,
+                    metrics,
+                    clock: clock::system,
+                }),
+                CollectorKind::AutoRecharge => Box::new(auto_recharge::AutoRechargeCollector {
+                    account,
+                    client,
+                    metrics,
                 }),
             }
         })

@@ -223,7 +223,7 @@ pub fn parse_applications_page(body: &[u8]) -> Result<(u64, Vec<Application>), C
     Ok((count, page.items))
 }
 
-fn parse_json<T: DeserializeOwned>(body: &[u8], what: &str) -> Result<T, CollectError> {
+pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8], what: &str) -> Result<T, CollectError> {
     serde_json::from_slice(body).map_err(|e| CollectError::Decode(format!("{what}: {e}")))
 }
 
@@ -262,7 +262,9 @@ fn null_as_empty<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result
 }
 
 /// A decimal written either as a string or as a number.
-fn decimal_from_string_or_number<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
+pub(crate) fn decimal_from_string_or_number<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Decimal, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Either {

@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 
 use super::applications;
 use super::detail as acedata_detail;
+use super::spend::Spend;
 use crate::simulator::clock::{format_micros, format_secs, unix_now};
 use crate::simulator::reply::Reply;
 use crate::simulator::{HistoryOrder, ListKey, SimOptions};
@@ -167,6 +168,8 @@ pub(crate) struct AcedataAccount {
     /// `GET /api/v1/applications/` elements, as answered.
     applications: Vec<Value>,
     applications_residual: f64,
+    /// Spend, orders and auto-recharge.
+    pub spend: Spend,
     last_tick: Instant,
     next_history_at: Instant,
 }
@@ -183,6 +186,7 @@ impl AcedataAccount {
             history: Vec::with_capacity(opts.history_records),
             applications: applications::seed(opts.drift),
             applications_residual: 0.0,
+            spend: Spend::new(opts),
             last_tick: now,
             next_history_at: now + opts.history_interval,
         };
@@ -484,7 +488,7 @@ fn list(key: ListKey, count: usize, page: Vec<Value>) -> Value {
 /// `limit` and `offset` the way Django REST framework's limit/offset pagination reads
 /// them: a missing, non-numeric or zero `limit` means the default page size, `limit` is
 /// capped by the maximum page size, a missing or non-numeric `offset` means 0.
-fn page_params(opts: &SimOptions, query: &str) -> (usize, usize) {
+pub(super) fn page_params(opts: &SimOptions, query: &str) -> (usize, usize) {
     let mut limit = None;
     let mut offset = None;
     for (key, value) in form_urlencoded::parse(query.as_bytes()) {

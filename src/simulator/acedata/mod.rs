@@ -13,6 +13,7 @@
 
 mod account;
 mod applications;
+mod spend;
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -76,6 +77,26 @@ impl Route {
     );
 }
 
+#[allow(non_upper_case_globals)]
+impl Route {
+    /// `GET /api/v1/usage/apis/aggregate/`
+    pub const AcedataUsage: Route = Route::new(
+        VENDOR,
+        "AcedataUsage",
+        "GET",
+        "/api/v1/usage/apis/aggregate/",
+    );
+    /// `GET /api/v1/orders/`
+    pub const AcedataOrders: Route = Route::new(VENDOR, "AcedataOrders", "GET", "/api/v1/orders/");
+    /// `GET /api/v1/auto-recharge-configs/`
+    pub const AcedataAutoRecharge: Route = Route::new(
+        VENDOR,
+        "AcedataAutoRecharge",
+        "GET",
+        "/api/v1/auto-recharge-configs/",
+    );
+}
+
 /// Every Ace Data Cloud route.
 pub(crate) const ROUTES: &[Route] = &[
     Route::AcedataBalance,
@@ -84,6 +105,9 @@ pub(crate) const ROUTES: &[Route] = &[
     Route::AcedataLevels,
     Route::AcedataHistory,
     Route::AcedataApplications,
+    Route::AcedataUsage,
+    Route::AcedataOrders,
+    Route::AcedataAutoRecharge,
 ];
 
 /// Every registered account, by platform token.
@@ -143,6 +167,9 @@ impl Vendor for AcedataSim {
                 | Route::AcedataLevels
                 | Route::AcedataHistory
                 | Route::AcedataApplications
+                | Route::AcedataUsage
+                | Route::AcedataOrders
+                | Route::AcedataAutoRecharge
         );
         if is_list && opts.require_user_id && req.query_param("user_id").is_none() {
             return account::permission_denied();
@@ -154,6 +181,15 @@ impl Vendor for AcedataSim {
             Route::AcedataStatusInit => account.status_init(),
             Route::AcedataLevels => AcedataAccount::levels(opts),
             Route::AcedataApplications => account.applications_page(opts, query),
+            Route::AcedataUsage => account.spend.usage(opts, query),
+            Route::AcedataOrders => {
+                account
+                    .spend
+                    .orders(opts, query, account::page_params(opts, query))
+            }
+            Route::AcedataAutoRecharge => account
+                .spend
+                .auto_recharge(opts, account::page_params(opts, query)),
             _ => account.history(opts, query),
         }
     }
@@ -239,6 +275,13 @@ fn malformed_body(route: Route) -> &'static str {
         Route::AcedataApplications => {
             r#"{"count": 7, "results": [{"id": "0b7c2f1e-5a4d-4c3b-9e21-7f6a5d4c3b2a", "remaining_amount": 31"#
         }
+        Route::AcedataUsage => {
+            r#"{"results": [{"date": "2024-08-15", "api_id": "api-mj", "amount": 4"#
+        }
+        Route::AcedataOrders => r#"{"count": 6, "results": [{"id": "ord-1", "state": "Fin"#,
+        Route::AcedataAutoRecharge => {
+            r#"{"count": 3, "results": [{"id": "ar-1", "application_id": "#
+        }
         _ => r#"{"count": 20, "results": [{"id": "history-uuid", "reward": 5.0, "order": {"#,
     }
 }
@@ -286,6 +329,20 @@ fn wrong_types_body(route: Route) -> Value {
                 "order": { "id": "order-uuid", "price": [50.0], "state": "Finished" },
                 "created_at": 1722506400,
             }],
+        }),
+        // A date that is not YYYY-MM-DD.
+        Route::AcedataUsage => json!({
+            "results": [{ "date": "15/08/2024", "api_id": "api-mj", "amount": 45.5 }],
+            "total": 45.5,
+            "api_map": { "api-mj": { "name": "Midjourney Imagine" } },
+        }),
+        Route::AcedataOrders => json!({
+            "count": 1,
+            "results": [{ "id": "ord-1", "state": "Finished", "price": "a lot", "created_at": 1722506400 }],
+        }),
+        Route::AcedataAutoRecharge => json!({
+            "count": "three",
+            "results": [{ "id": "ar-1", "application_id": 7, "status": "Active" }],
         }),
         _ => json!({
             "count": 1,
@@ -440,6 +497,24 @@ impl Simulator {
     pub fn remove_credential(&self, token: &str, id: &str, credential: &str) {
         let found = self.with_account(token, |a, _| a.remove_credential(id, credential));
         assert!(found, "no API key {credential} on application {id}");
+    }
+}
+
+impl Simulator {
+    /// Adds a top-up order (any JSON object) as the newest of an account's orders.
+    pub fn add_order(&self, token: &str, order: serde_json::Value) {
+        self.with_account(token, |a, _| a.spend.add_order(order));
+    }
+
+    /// Replaces an account's auto-recharge configurations.
+    pub fn set_auto_recharge(&self, token: &str, configs: Vec<serde_json::Value>) {
+        self.with_account(token, |a, _| a.spend.set_auto_recharge(configs));
+    }
+
+    /// Replaces an account's usage rows: `(days before today, api_id, amount)`; APIs
+    /// other than the seed ones have no name.
+    pub fn set_usage(&self, token: &str, rows: Vec<(i64, String, serde_json::Value)>) {
+        self.with_account(token, |a, _| a.spend.set_usage(rows));
     }
 }
 

@@ -372,3 +372,98 @@ async fn applications_change_and_vanish_on_request() {
     assert_eq!(first["used_amount"], json!(487.66));
     assert_eq!(first["credentials"], json!([]));
 }
+
+/// 2024-09-03T12:00:00Z.
+const SEPT_3RD: i64 = 1_725_364_800;
+
+#[tokio::test]
+async fn usage_rows_follow_the_clock_the_window_and_both_shapes() {
+    let sim = sim(SimOptions {
+        now: Some(SEPT_3RD),
+        ..SimOptions::default()
+    })
+    .await;
+    let (status, body) = acedata(
+        &sim,
+        "GET",
+        "/api/v1/usage/apis/aggregate/?created_at_from=2024-08-28T00:00:00Z&user_id=me",
+    )
+    .await;
+    assert_eq!(status, 200);
+    let rows = body["results"].as_array().unwrap();
+    assert!(rows
+        .iter()
+        .all(|r| r["date"].as_str().unwrap() >= "2024-08-28"));
+    assert!(rows.contains(&json!({"date": "2024-09-03", "api_id": "api-mj", "amount": 96.25})));
+    assert!(rows.contains(&json!({"date": "2024-08-31", "api_id": "api-legacy", "amount": 2})));
+    // 7 days of api-mj and api-suno, api-chat 2 days ago, api-legacy.
+    assert_eq!(rows.len(), 7 + 7 + 1 + 1);
+    assert_eq!(body["api_map"]["api-mj"]["name"], "Midjourney Imagine");
+    assert!(body["api_map"].get("api-legacy").is_none());
+
+    sim.update_options(|o| o.usage_shape = UsageShape::Items);
+    let (_, body) = acedata(&sim, "GET", "/api/v1/usage/apis/aggregate/").await;
+    assert_eq!(body["items"].as_array().unwrap().len(), 35 + 35 + 2 + 1);
+    assert_eq!(body["apis"]["api-chat"]["title"], "Chat \"GPT\"\n翻译 ✓");
+    assert!(body.get("results").is_none());
+}
+
+#[tokio::test]
+async fn orders_are_newest_first_filtered_and_paged() {
+    let sim = sim(SimOptions {
+        now: Some(SEPT_3RD),
+        ..SimOptions::default()
+    })
+    .await;
+    let (_, all) = acedata(&sim, "GET", "/api/v1/orders/?limit=100").await;
+    assert_eq!(all["count"], 7);
+    let (_, body) = acedata(
+        &sim,
+        "GET",
+        "/api/v1/orders/?created_at_from=2024-08-04T12:00:00Z&limit=2&offset=2",
+    )
+    .await;
+    assert_eq!(body["count"], 6, "the order of 45 days ago is left out");
+    let page: Vec<&str> = body["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["id"].as_str().unwrap())
+        .collect();
+    // Newest first: ord-4 (2 h), ord-3 (3 h), ord-1 (2 d), ord-5 (5 d), ...
+    assert_eq!(page, ["ord-1", "ord-5"]);
+    let (_, first) = acedata(&sim, "GET", "/api/v1/orders/?limit=1").await;
+    assert_eq!(first["results"][0]["created_at"], "2024-09-03T10:00:00Z");
+    assert_eq!(first["results"][0]["state"], "Pending");
+
+    sim.add_order(TOKEN, json!({"id": "new", "state": "Paid"}));
+    let (_, first) = acedata(&sim, "GET", "/api/v1/orders/?limit=1").await;
+    assert_eq!(first["results"][0]["id"], "new");
+
+    let (_, configs) = acedata(
+        &sim,
+        "GET",
+        "/api/v1/auto-recharge-configs/?limit=2&offset=1",
+    )
+    .await;
+    assert_eq!(configs["count"], 3);
+    assert_eq!(configs["results"][0]["status"], "Paused");
+}
+
+#[tokio::test]
+async fn spend_lists_need_user_id_when_the_upstream_does() {
+    let sim = sim(SimOptions {
+        require_user_id: true,
+        ..SimOptions::default()
+    })
+    .await;
+    for path in [
+        "/api/v1/usage/apis/aggregate/",
+        "/api/v1/orders/",
+        "/api/v1/auto-recharge-configs/",
+    ] {
+        assert_eq!(acedata(&sim, "GET", path).await.0, 403, "{path}");
+        let with = format!("{path}?user_id=me");
+        assert_eq!(acedata(&sim, "GET", &with).await.0, 200, "{path}");
+    }
+}
