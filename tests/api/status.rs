@@ -155,7 +155,7 @@ async fn every_task_has_a_row_with_timings_and_series_and_filters_work() {
     );
     // Both filters take repeated and comma-separated values alike.
     for query in ["&account=main,partner", "&account=main&account=partner"] {
-        assert_eq!(rows(&app.status_json(query).await).len(), 6, "{query}");
+        assert_eq!(rows(&app.status_json(query).await).len(), 9, "{query}");
     }
     for query in [
         "&account=partner&state=ok,failing",

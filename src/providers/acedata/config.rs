@@ -320,10 +320,21 @@ mod spend_tests {
         );
         let e = account("    usage_interval: soon\n    collectors: [usage, nope]\n").unwrap_err();
         assert!(
-            e.contains("acedata[0].usage_interval: `soon` is not a duration"),
+            e.contains("acedata[0].usage_interval: is not a duration"),
             "{e}"
         );
-        assert!(e.contains("unknown collector `nope`"), "{e}");
+        assert!(
+            !e.contains("soon"),
+            "the mistyped value is not repeated: {e}"
+        );
+        assert!(
+            e.contains("acedata[0].collectors[1]: is not a collector"),
+            "{e}"
+        );
+        assert!(
+            !e.contains("nope"),
+            "the mistyped value is not repeated: {e}"
+        );
     }
 
     #[test]
