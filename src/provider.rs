@@ -7,11 +7,10 @@ use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::collector::Collector;
+use crate::collector::{Collector, Scheduled};
 use crate::config::fields::Fields;
 use crate::config::Config;
 use crate::metrics::Registry;
-use crate::scheduler::Scheduled;
 use crate::timing::Timing;
 use crate::upstream::Upstream;
 
@@ -55,6 +54,14 @@ pub trait Account: fmt::Debug + Send + Sync + 'static {
     /// The account's collectors, writing into `families` (what this vendor's
     /// [`Provider::register`] returned).
     fn collectors(&self, families: &Families, upstream: &Upstream) -> Vec<Box<dyn Collector>>;
+    /// Whether `other` is configured exactly as this account (every key, the source
+    /// of each secret included). A reload keeps the collectors, and all their state,
+    /// of an account that is the same; a vendor that cannot tell restarts its
+    /// accounts on every reload.
+    fn same_as(&self, other: &dyn Account) -> bool {
+        let _ = other;
+        false
+    }
     /// The concrete account, for a vendor's own code and tests.
     fn as_any(&self) -> &dyn Any;
 }
@@ -91,6 +98,25 @@ pub struct Threshold {
     pub value: f64,
 }
 
+/// The collectors of one account of `provider`, with the account's cadence.
+pub fn account_collectors(
+    provider: &'static dyn Provider,
+    account: &dyn Account,
+    metrics: &ProviderMetrics,
+    upstream: &Upstream,
+) -> Vec<Scheduled> {
+    let timing = account.timing();
+    account
+        .collectors(metrics.of(provider.name()), upstream)
+        .into_iter()
+        .map(|collector| Scheduled {
+            collector,
+            timing,
+            provider: provider.name(),
+        })
+        .collect()
+}
+
 /// Every collector of every configured account, with its account's cadence.
 pub fn collectors(
     config: &Config,
@@ -101,14 +127,10 @@ pub fn collectors(
         .sections
         .iter()
         .flat_map(|section| {
-            let families = metrics.of(section.provider.name());
-            section.accounts.iter().flat_map(move |account| {
-                let timing = account.timing();
-                account
-                    .collectors(families, upstream)
-                    .into_iter()
-                    .map(move |collector| Scheduled { collector, timing })
-            })
+            section
+                .accounts
+                .iter()
+                .flat_map(|a| account_collectors(section.provider, a.as_ref(), metrics, upstream))
         })
         .collect()
 }

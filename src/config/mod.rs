@@ -39,8 +39,7 @@ impl fmt::Debug for Section {
     }
 }
 
-/// Default of `max_concurrent_requests`.
-pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 16;
+pub use crate::upstream::DEFAULT_MAX_CONCURRENT_REQUESTS;
 
 /// Every problem found in a configuration file.
 #[derive(Debug, thiserror::Error)]

@@ -12,4 +12,5 @@ mod reload;
 mod shards;
 mod status;
 mod third_provider;
+mod trust;
 mod yeastar;
