@@ -195,8 +195,8 @@ type Queue = BinaryHeap<Reverse<(Instant, u32, u32)>>;
 #[derive(Default)]
 struct Group {
     members: Vec<u32>,
-    /// Upstream asked to wait until then.
-    hold: Option<Instant>,
+    /// Upstream asked to wait until then, answering this collector.
+    hold: Option<(Instant, &'static str)>,
 }
 
 /// What an attempt hands back.
@@ -401,7 +401,13 @@ impl Driver {
             }
             let slot = self.slots[index as usize].take().expect("checked above");
             let group = &self.groups[slot.group as usize];
-            if let Some(until) = group.hold.filter(|h| *h > now) {
+            if let Some((until, _)) = group.hold.filter(|(h, _)| *h > now) {
+                let mut slot = slot;
+                if std::mem::take(&mut slot.first) {
+                    // Upstream's answer is this first attempt's outcome: readiness
+                    // does not wait for the hold (up to an hour) to end.
+                    self.shared.readiness.done();
+                }
                 self.queue.push(Reverse((until, index, generation)));
                 self.slots[index as usize] = Some(slot);
                 continue;
@@ -469,28 +475,24 @@ impl Driver {
             let (mut next, mut note) = (next, note);
             let group = slot.group as usize;
             if let Some(until) = hold {
-                let held = self.groups[group].hold.map_or(until, |h| h.max(until));
+                let name = slot.collector.name();
+                let held = match self.groups[group].hold {
+                    Some((h, by)) if h >= until => (h, by),
+                    _ => (until, name),
+                };
                 self.groups[group].hold = Some(held);
-                let why = format!(
-                    "held with its account: upstream asked {} to wait (Retry-After) until {}",
-                    slot.collector.name(),
-                    humantime::format_rfc3339_seconds(wall_clock(held))
-                );
                 for &other in &self.groups[group].members {
                     if other == index {
                         continue;
                     }
                     if let Some(s) = self.slots[other as usize].as_ref() {
-                        s.row.held(wall_clock(held), why.clone());
+                        s.row.held(wall_clock(held.0), held_note(held));
                     }
                 }
             }
-            if let Some(until) = self.groups[group].hold.filter(|h| *h > next) {
-                next = until;
-                note = Some(format!(
-                    "held with its account: upstream asked another of its collectors to wait (Retry-After) until {}",
-                    humantime::format_rfc3339_seconds(wall_clock(until))
-                ));
+            if let Some(held) = self.groups[group].hold.filter(|(h, _)| *h > next) {
+                next = held.0;
+                note = Some(held_note(held));
             }
             slot.row.scheduled(wall_clock(next), note);
             self.queue.push(Reverse((next, index, slot.generation)));
@@ -546,6 +548,14 @@ impl Driver {
         }
         self.shared.exposition.mark_dirty();
     }
+}
+
+/// Why a collector waits for its account's rate limit.
+fn held_note((until, by): (Instant, &'static str)) -> String {
+    format!(
+        "held with its account: upstream asked {by} to wait (Retry-After) until {}",
+        humantime::format_rfc3339_seconds(wall_clock(until))
+    )
 }
 
 fn is_stale(slot: &Slot, epoch: Instant, now: Instant) -> bool {
@@ -1173,14 +1183,12 @@ mod tests {
         .await;
         let held_at = Instant::now();
         let (sibling, other) = (w.starts("two", "acct"), w.starts("one", "elsewhere"));
-        let row = w.row("acct", "two");
-        assert!(
-            row.next_attempt_note
-                .as_deref()
-                .is_some_and(|n| n.contains("Retry-After") && n.contains("one")),
-            "{:?}",
-            row.next_attempt_note
-        );
+        until("the sibling's row says why it waits", || {
+            w.row("acct", "two")
+                .next_attempt_note
+                .is_some_and(|n| n.contains("Retry-After") && n.contains("asked one"))
+        })
+        .await;
         until("another account polled on", || {
             w.starts("one", "elsewhere") >= other + 3
         })
@@ -1199,6 +1207,25 @@ mod tests {
             "{:?}",
             held_at.elapsed()
         );
+        s.stop().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_first_attempt_held_by_its_accounts_rate_limit_does_not_hold_readiness() {
+        let w = World::new();
+        // A short interval makes its start-up jitter short: it almost always goes
+        // first, and the sibling finds the account held.
+        let fast = Timing {
+            interval: Duration::from_millis(1),
+            ..every(1)
+        };
+        let limited = w.fake("one", "acct", fast, |_| Step::RateLimited(3600));
+        let sibling = w.fake("two", "acct", every(60), |_| Step::Work);
+        let s = Scheduler::start(vec![limited, sibling], &w.shared, 1);
+        until("ready within minutes, not after the hour", || {
+            w.shared.readiness.is_ready()
+        })
+        .await;
         s.stop().await;
     }
 

@@ -430,6 +430,34 @@ fn truncate(s: &str, max: usize) -> String {
 mod tests {
     use super::*;
 
+    /// Permits available plus permits out: the bound in force once every request
+    /// that is out has ended.
+    #[test]
+    fn the_bound_can_change_while_requests_are_in_flight() {
+        let u = Upstream::new(4);
+        let shared = &u.0;
+        let out: Vec<Permit<'_>> = (0..3)
+            .map(|_| Permit(Some(shared.in_flight.try_acquire().unwrap()), &shared.debt))
+            .collect();
+        u.set_max_concurrent(2);
+        assert_eq!(shared.in_flight.available_permits(), 0);
+        drop(out);
+        assert_eq!(
+            shared.in_flight.available_permits(),
+            2,
+            "the lower bound holds once the requests out ended"
+        );
+        u.set_max_concurrent(5);
+        assert_eq!(shared.in_flight.available_permits(), 5);
+        let out: Vec<Permit<'_>> = (0..5)
+            .map(|_| Permit(Some(shared.in_flight.try_acquire().unwrap()), &shared.debt))
+            .collect();
+        u.set_max_concurrent(1);
+        u.set_max_concurrent(3);
+        drop(out);
+        assert_eq!(shared.in_flight.available_permits(), 3);
+    }
+
     #[test]
     fn error_detail_prefers_vendor_fields() {
         assert_eq!(
