@@ -1211,6 +1211,31 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_change_of_the_bound_applies_from_the_reload_on() {
+        let w = World::new();
+        let s = Scheduler::start(w.fakes(20, |_| Step::Work), &w.shared, 8);
+        until("a round", || w.probe.attempts.load(Ordering::SeqCst) >= 20).await;
+        assert!(w.probe.peak.load(Ordering::SeqCst) > 1);
+        s.apply(Change {
+            remove: HashSet::new(),
+            add: Vec::new(),
+            max_concurrent: 1,
+        })
+        .await;
+        until("nothing in flight", || {
+            w.probe.in_flight.load(Ordering::SeqCst) == 0
+        })
+        .await;
+        w.probe.peak.store(0, Ordering::SeqCst);
+        until("two more rounds", || {
+            w.probe.attempts.load(Ordering::SeqCst) >= 60
+        })
+        .await;
+        assert_eq!(w.probe.peak.load(Ordering::SeqCst), 1);
+        assert_eq!(s.stop().await.len(), 20, "every collector kept");
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_first_attempt_held_by_its_accounts_rate_limit_does_not_hold_readiness() {
         let w = World::new();
         // A short interval makes its start-up jitter short: it almost always goes
