@@ -310,7 +310,7 @@ impl Running {
         }
         let thresholds = &shared.self_metrics.low_balance_threshold;
         thresholds.reset();
-        for t in provider::thresholds(&config) {
+        for t in config.thresholds() {
             thresholds
                 .with_label_values(&[t.provider, &t.account])
                 .set(t.value);
@@ -333,7 +333,7 @@ impl Running {
     ) -> Running {
         let config = Running::prepare(config, shard, shared);
         let upstream = Upstream::new(config.max_concurrent_requests);
-        let collectors: Vec<Scheduled> = provider::collectors(&config, providers, &upstream);
+        let collectors: Vec<Scheduled> = config.collectors(providers, &upstream);
         tracing::info!(collectors = collectors.len(), "starting collectors");
         Running {
             scheduler: Scheduler::start(collectors, shared, config.max_concurrent_requests),

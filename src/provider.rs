@@ -1,7 +1,8 @@
 //! The seam between the core and a vendor. A vendor is one [`Provider`]: its
 //! configuration section, its accounts, its metric families and its collectors. The
 //! core (configuration, app, scheduler) sees vendors only through this trait and the
-//! list in [`crate::providers`]; nothing outside a vendor's folder names a vendor.
+//! list in [`crate::providers`]; nothing outside a vendor's folder names a vendor. The
+//! configuration ([`crate::config`]) is built on top of this seam, not under it.
 
 use std::any::Any;
 use std::fmt;
@@ -9,7 +10,6 @@ use std::sync::Arc;
 
 use crate::collector::{Collector, Scheduled};
 use crate::config::fields::Fields;
-use crate::config::Config;
 use crate::metrics::Registry;
 use crate::timing::Timing;
 use crate::upstream::Upstream;
@@ -113,41 +113,6 @@ pub fn account_collectors(
             collector,
             timing,
             provider: provider.name(),
-        })
-        .collect()
-}
-
-/// Every collector of every configured account, with its account's cadence.
-pub fn collectors(
-    config: &Config,
-    metrics: &ProviderMetrics,
-    upstream: &Upstream,
-) -> Vec<Scheduled> {
-    config
-        .sections
-        .iter()
-        .flat_map(|section| {
-            section
-                .accounts
-                .iter()
-                .flat_map(|a| account_collectors(section.provider, a.as_ref(), metrics, upstream))
-        })
-        .collect()
-}
-
-/// Every configured low-balance threshold.
-pub fn thresholds(config: &Config) -> Vec<Threshold> {
-    config
-        .sections
-        .iter()
-        .flat_map(|section| {
-            section.accounts.iter().filter_map(|a| {
-                a.low_balance_threshold().map(|value| Threshold {
-                    provider: section.provider.name(),
-                    account: a.name().to_string(),
-                    value,
-                })
-            })
         })
         .collect()
 }
