@@ -23,8 +23,11 @@ use crate::helpers::*;
 
 const CREDITS: &str = r#"acedata_balance_credits{account="main"}"#;
 const LAST_SUCCESS: &str = r#"balance_exporter_collector_last_success_timestamp_seconds{account="main",collector="acedata_balance"}"#;
-/// The promise: withdrawn within this long after `last success + max_staleness`.
-const WITHIN: f64 = 1.0;
+/// Withdrawn within this long after `last success + max_staleness`: the promise is a
+/// second (checked exactly on a paused clock in the scheduler's tests); here a second
+/// more, so that a starved 2-core machine cannot fail the test. Without the staleness
+/// clock the value stays for the hour.
+const WITHIN: f64 = 2.0;
 const MAX_STALENESS: f64 = 3.0;
 
 fn balance_only(base_url: &str) -> String {
