@@ -1,6 +1,7 @@
 //! Build the exporter from settings — registry, collectors, scheduler, server — and
 //! run it until a shutdown future resolves. Also handles reloads.
 
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,11 +10,13 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
+use crate::collector::Scheduled;
 use crate::config::{Config, ConfigError};
 use crate::listen::{Listen, ListenError};
 use crate::metrics::{Exposition, Registry};
-use crate::provider::{self, Provider, ProviderMetrics};
-use crate::scheduler::{self, Readiness, Scheduled, Scheduler, Shared};
+use crate::provider::{self, Account, Provider, ProviderMetrics};
+use crate::readiness::Readiness;
+use crate::scheduler::{Change, Scheduler, Shared};
 use crate::self_metrics::SelfMetrics;
 use crate::server::{self, ReloadRequest, ServerLimits, ServerState};
 use crate::shard::Shard;
@@ -91,6 +94,25 @@ pub struct Application {
     exposition: Arc<Exposition>,
     self_metrics: SelfMetrics,
     providers: ProviderMetrics,
+    reload: (mpsc::Sender<ReloadRequest>, mpsc::Receiver<ReloadRequest>),
+}
+
+/// Asks a running exporter to reload its configuration, as SIGHUP does.
+#[derive(Clone)]
+pub struct Reloader(mpsc::Sender<ReloadRequest>);
+
+impl Reloader {
+    /// Reload and wait for the outcome: `Err` names every problem of a rejected
+    /// configuration (the previous one keeps running).
+    pub async fn reload(&self) -> Result<(), String> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.0
+            .send(tx)
+            .await
+            .map_err(|_| "the exporter is not running".to_string())?;
+        rx.await
+            .unwrap_or_else(|_| Err("the exporter stopped".to_string()))
+    }
 }
 
 /// Errors that stop the exporter from starting.
@@ -147,7 +169,14 @@ impl Application {
             exposition,
             self_metrics,
             providers,
+            reload: mpsc::channel::<ReloadRequest>(4),
         })
+    }
+
+    /// A handle that reloads the running exporter's configuration (what SIGHUP
+    /// does), for embedding and tests.
+    pub fn reloader(&self) -> Reloader {
+        Reloader(self.reload.0.clone())
     }
 
     /// The (first) address actually bound (useful with port 0).
@@ -183,7 +212,7 @@ impl Application {
             readiness: readiness.clone(),
             status: status.clone(),
         };
-        let (reload_tx, mut reload_rx) = mpsc::channel::<ReloadRequest>(4);
+        let (reload_tx, mut reload_rx) = self.reload;
         let state = Arc::new(ServerState {
             exposition: self.exposition.clone(),
             readiness,
@@ -261,17 +290,16 @@ impl Application {
 /// The collectors running for one configuration.
 struct Running {
     scheduler: Scheduler,
+    /// The accounts polled (this shard's), to tell on reload what changed.
+    config: Config,
+    /// One client for the whole run: a reload keeps its connection pool.
+    upstream: Upstream,
 }
 
 impl Running {
-    /// The collectors of `config` (this shard's accounts) and the concurrency bound;
-    /// the self-metrics of the configuration are set.
-    fn prepare(
-        mut config: Config,
-        shard: Shard,
-        providers: &ProviderMetrics,
-        shared: &Shared,
-    ) -> (Vec<Scheduled>, usize) {
+    /// Keep this shard's accounts of `config` and set the self-metrics of the
+    /// configuration.
+    fn prepare(mut config: Config, shard: Shard, shared: &Shared) -> Config {
         let configured = config.account_count();
         // Accounts of other shards are dropped here: no collector, no series, no
         // threshold, no upstream call.
@@ -281,25 +309,21 @@ impl Running {
         for (provider, n) in config.account_counts() {
             accounts_metric.with_label_values(&[provider]).set(n as f64);
         }
-        let upstream = Upstream::new(config.max_concurrent_requests);
         let thresholds = &shared.self_metrics.low_balance_threshold;
         thresholds.reset();
-        for t in provider::thresholds(&config) {
+        for t in config.thresholds() {
             thresholds
                 .with_label_values(&[t.provider, &t.account])
                 .set(t.value);
         }
-        let collectors = provider::collectors(&config, providers, &upstream);
-        let accounts = config.account_count();
         tracing::info!(
-            accounts,
+            accounts = config.account_count(),
             configured,
             shard = %shard,
-            collectors = collectors.len(),
-            "starting collectors"
+            "configuration applied"
         );
         shared.exposition.mark_dirty();
-        (collectors, config.max_concurrent_requests)
+        config
     }
 
     fn start(
@@ -308,37 +332,81 @@ impl Running {
         providers: &ProviderMetrics,
         shared: &Shared,
     ) -> Running {
-        let (collectors, max_concurrent) = Running::prepare(config, shard, providers, shared);
+        let config = Running::prepare(config, shard, shared);
+        let upstream = Upstream::new(config.max_concurrent_requests);
+        let collectors: Vec<Scheduled> = config.collectors(providers, &upstream);
+        tracing::info!(collectors = collectors.len(), "starting collectors");
         Running {
-            scheduler: Scheduler::start(collectors, shared, max_concurrent),
+            scheduler: Scheduler::start(collectors, shared, config.max_concurrent_requests),
+            config,
+            upstream,
         }
     }
 
-    /// Stop the old collectors, start the new ones, and remove the series of
-    /// collectors that no longer exist.
+    /// Apply a new configuration: accounts configured exactly as before keep their
+    /// collectors and all their state; changed accounts restart; removed accounts'
+    /// series go at once.
     async fn replace(
-        self,
+        mut self,
         config: Config,
         shard: Shard,
         providers: &ProviderMetrics,
         shared: &Shared,
     ) -> Running {
-        let old = self.scheduler.stop().await;
-        let (collectors, max_concurrent) = Running::prepare(config, shard, providers, shared);
-        let kept = scheduler::keys(&collectors);
-        let next = Running {
-            scheduler: Scheduler::start(collectors, shared, max_concurrent),
-        };
-        for mut c in old {
-            let key = (c.name().to_string(), c.account().to_string());
-            if !kept.contains(&key) {
-                c.clear();
-                shared.self_metrics.remove_collector(&key.0, &key.1);
-                shared.status.remove(&key.0, &key.1);
+        let config = Running::prepare(config, shard, shared);
+        let change = diff(&self.config, &config, providers, &self.upstream);
+        tracing::info!(
+            restarted = change.remove.len(),
+            started = change.add.len(),
+            "reloading: only changed accounts restart"
+        );
+        self.upstream
+            .set_max_concurrent(config.max_concurrent_requests);
+        self.scheduler.apply(change).await;
+        self.config = config;
+        self
+    }
+}
+
+/// What a reload from `old` to `new` changes: the accounts to stop (removed or
+/// changed) and the collectors to start (new or changed accounts).
+fn diff(old: &Config, new: &Config, providers: &ProviderMetrics, upstream: &Upstream) -> Change {
+    let mut before: HashMap<(&'static str, &str), &dyn Account> = HashMap::new();
+    for section in &old.sections {
+        for a in &section.accounts {
+            before.insert((section.provider.name(), a.name()), a.as_ref());
+        }
+    }
+    let mut remove = HashSet::new();
+    let mut add = Vec::new();
+    for section in &new.sections {
+        let provider = section.provider.name();
+        for a in &section.accounts {
+            match before.remove(&(provider, a.name())) {
+                Some(was) if was.same_as(a.as_ref()) => {}
+                was => {
+                    if was.is_some() {
+                        remove.insert((provider, a.name().to_string()));
+                    }
+                    add.extend(provider::account_collectors(
+                        section.provider,
+                        a.as_ref(),
+                        providers,
+                        upstream,
+                    ));
+                }
             }
         }
-        shared.exposition.mark_dirty();
-        next
+    }
+    remove.extend(
+        before
+            .into_keys()
+            .map(|(provider, name)| (provider, name.to_string())),
+    );
+    Change {
+        remove,
+        add,
+        max_concurrent: new.max_concurrent_requests,
     }
 }
 

@@ -8,6 +8,7 @@ use secrecy::SecretString;
 use tokio::time::Instant;
 
 use crate::metrics::GaugeFamily;
+use crate::timing::Timing;
 
 /// Why one collection attempt failed. Each variant maps to exactly one `reason` label.
 ///
@@ -40,11 +41,15 @@ pub enum CollectError {
         detail: String,
         request_id: String,
     },
+    /// A bug in the exporter, such as a panic inside the collector. The attempt is
+    /// counted and shown like any failure and retried at the next interval.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl CollectError {
     /// Every value [`CollectError::reason`] can return, in a stable order.
-    pub const REASONS: [&'static str; 7] = [
+    pub const REASONS: [&'static str; 8] = [
         "timeout",
         "connect",
         "unauthorized",
@@ -52,6 +57,7 @@ impl CollectError {
         "http_status",
         "decode",
         "api_error",
+        "internal",
     ];
 
     /// The `reason` label value of this error.
@@ -64,6 +70,7 @@ impl CollectError {
             CollectError::HttpStatus { .. } => "http_status",
             CollectError::Decode(_) => "decode",
             CollectError::Api { .. } => "api_error",
+            CollectError::Internal(_) => "internal",
         }
     }
 
@@ -118,4 +125,14 @@ pub trait Collector: Send + 'static {
             .map(|f| f.count(self.account()))
             .sum()
     }
+}
+
+/// A collector with the cadence of its account and the vendor it belongs to: what the
+/// scheduler runs. The collectors of one `(provider, account)` share an upstream
+/// account, so a rate limit on one holds them all.
+pub struct Scheduled {
+    pub collector: Box<dyn Collector>,
+    pub timing: Timing,
+    /// The `provider` label, e.g. `acedata`.
+    pub provider: &'static str,
 }

@@ -15,6 +15,7 @@ pub mod listen;
 pub mod metrics;
 pub mod provider;
 pub mod providers;
+pub mod readiness;
 pub mod redact;
 pub mod scheduler;
 pub mod secret;

@@ -1,17 +1,16 @@
 //! The seam between the core and a vendor. A vendor is one [`Provider`]: its
 //! configuration section, its accounts, its metric families and its collectors. The
 //! core (configuration, app, scheduler) sees vendors only through this trait and the
-//! list in [`crate::providers`]; nothing outside a vendor's folder names a vendor.
+//! list in [`crate::providers`]; nothing outside a vendor's folder names a vendor. The
+//! configuration ([`crate::config`]) is built on top of this seam, not under it.
 
 use std::any::Any;
 use std::fmt;
 use std::sync::Arc;
 
-use crate::collector::Collector;
+use crate::collector::{Collector, Scheduled};
 use crate::config::fields::Fields;
-use crate::config::Config;
 use crate::metrics::Registry;
-use crate::scheduler::Scheduled;
 use crate::timing::Timing;
 use crate::upstream::Upstream;
 
@@ -60,6 +59,14 @@ pub trait Account: fmt::Debug + Send + Sync + 'static {
     /// The account's collectors, writing into `families` (what this vendor's
     /// [`Provider::register`] returned).
     fn collectors(&self, families: &Families, upstream: &Upstream) -> Vec<Box<dyn Collector>>;
+    /// Whether `other` is configured exactly as this account (every key, the source
+    /// of each secret included). A reload keeps the collectors, and all their state,
+    /// of an account that is the same; a vendor that cannot tell restarts its
+    /// accounts on every reload.
+    fn same_as(&self, other: &dyn Account) -> bool {
+        let _ = other;
+        false
+    }
     /// The concrete account, for a vendor's own code and tests.
     fn as_any(&self) -> &dyn Any;
 }
@@ -96,43 +103,20 @@ pub struct Threshold {
     pub value: f64,
 }
 
-/// Every collector of every configured account, with its account's cadence.
-pub fn collectors(
-    config: &Config,
+/// The collectors of one account of `provider`, with the account's cadence.
+pub fn account_collectors(
+    provider: &'static dyn Provider,
+    account: &dyn Account,
     metrics: &ProviderMetrics,
     upstream: &Upstream,
 ) -> Vec<Scheduled> {
-    config
-        .sections
-        .iter()
-        .flat_map(|section| {
-            let families = metrics.of(section.provider.name());
-            section.accounts.iter().flat_map(move |account| {
-                account
-                    .collectors(families, upstream)
-                    .into_iter()
-                    .map(move |collector| Scheduled {
-                        timing: account.timing_of(collector.name()),
-                        collector,
-                    })
-            })
-        })
-        .collect()
-}
-
-/// Every configured low-balance threshold.
-pub fn thresholds(config: &Config) -> Vec<Threshold> {
-    config
-        .sections
-        .iter()
-        .flat_map(|section| {
-            section.accounts.iter().filter_map(|a| {
-                a.low_balance_threshold().map(|value| Threshold {
-                    provider: section.provider.name(),
-                    account: a.name().to_string(),
-                    value,
-                })
-            })
+    account
+        .collectors(metrics.of(provider.name()), upstream)
+        .into_iter()
+        .map(|collector| Scheduled {
+            timing: account.timing_of(collector.name()),
+            collector,
+            provider: provider.name(),
         })
         .collect()
 }

@@ -33,6 +33,22 @@ pub struct Secret {
 /// The last value read from a secret file, with the stamp of the file it came from.
 type Cached = Option<(Option<FileStamp>, SecretString)>;
 
+/// Two secrets are the same when they come from the same source: the same literal
+/// value, file path or variable name (a reload compares configurations this way).
+impl PartialEq for Secret {
+    fn eq(&self, other: &Self) -> bool {
+        use secrecy::ExposeSecret;
+        match (&self.source, &other.source) {
+            (SecretSource::Literal(a), SecretSource::Literal(b)) => {
+                a.expose_secret() == b.expose_secret()
+            }
+            (SecretSource::File(a), SecretSource::File(b)) => a == b,
+            (SecretSource::Env(a), SecretSource::Env(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
 impl Clone for Secret {
     fn clone(&self) -> Self {
         Secret::new(self.source.clone())

@@ -18,6 +18,8 @@ pub struct SelfMetrics {
     pub total_shards: GaugeVec,
     /// `balance_exporter_accounts{provider}`: accounts this replica polls.
     pub accounts: GaugeVec,
+    /// `balance_exporter_scheduler_lag_seconds`: how late the most overdue attempt is.
+    pub scheduler_lag: GaugeVec,
 }
 
 impl SelfMetrics {
@@ -73,6 +75,13 @@ impl SelfMetrics {
             "Configured accounts this replica polls (those of its shard).",
             &["provider"],
         );
+        let scheduler_lag = GaugeVec::new(
+            registry,
+            "balance_exporter_scheduler_lag_seconds",
+            "How far behind its due time the most overdue collection attempt is, in seconds (0 when every attempt starts on time).",
+            &[],
+        );
+        scheduler_lag.with_label_values(&[]).set(0.0);
         let build_info = GaugeVec::new(
             registry,
             "balance_exporter_build_info",
@@ -95,6 +104,7 @@ impl SelfMetrics {
             shard_ordinal,
             total_shards,
             accounts,
+            scheduler_lag,
         }
     }
 

@@ -10,7 +10,8 @@
 //! token). A 429's `Retry-After` is honoured: the retry waits at least that long, and
 //! when that does not fit, the error carries it so the scheduler waits too.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -23,6 +24,10 @@ use tokio::time::Instant;
 
 use crate::collector::CollectError;
 use crate::text::truncate;
+
+/// Default of the configuration's `max_concurrent_requests`: requests in flight at
+/// once over all accounts.
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 16;
 
 /// Default cap on a response body; larger answers are a decode error.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -106,11 +111,27 @@ pub struct UpstreamOptions {
 impl Default for UpstreamOptions {
     fn default() -> Self {
         UpstreamOptions {
-            max_concurrent: crate::config::DEFAULT_MAX_CONCURRENT_REQUESTS,
+            max_concurrent: DEFAULT_MAX_CONCURRENT_REQUESTS,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             connect_timeout: Duration::from_secs(10),
             retry: RetryPolicy::default(),
             resolver: None,
+        }
+    }
+}
+
+/// A request slot, given back when the request ends, or forgotten while the bound
+/// owes permits (it went down while this one was out).
+struct Permit<'a>(Option<tokio::sync::SemaphorePermit<'a>>, &'a AtomicUsize);
+
+impl Drop for Permit<'_> {
+    fn drop(&mut self) {
+        let owed = self
+            .1
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |d| d.checked_sub(1))
+            .is_ok();
+        if let (true, Some(p)) = (owed, self.0.take()) {
+            p.forget();
         }
     }
 }
@@ -132,6 +153,11 @@ pub struct Upstream(Arc<Shared>);
 struct Shared {
     client: reqwest::Client,
     in_flight: Semaphore,
+    /// The bound `in_flight` stands for now (see [`Upstream::set_max_concurrent`]).
+    limit: Mutex<usize>,
+    /// Permits to forget as requests in flight give them back, after the bound went
+    /// down while they were out.
+    debt: AtomicUsize,
     max_body: usize,
     retry: RetryPolicy,
 }
@@ -162,9 +188,38 @@ impl Upstream {
         Upstream(Arc::new(Shared {
             client,
             in_flight: Semaphore::new(opts.max_concurrent.max(1)),
+            limit: Mutex::new(opts.max_concurrent.max(1)),
+            debt: AtomicUsize::new(0),
             max_body: opts.max_body_bytes,
             retry: opts.retry,
         }))
+    }
+
+    /// Change the bound of requests in flight (a reload changed
+    /// `max_concurrent_requests`); the connection pool stays. Requests in flight
+    /// finish; a lower bound holds from the moment enough of them have.
+    pub fn set_max_concurrent(&self, max_concurrent: usize) {
+        let new = max_concurrent.max(1);
+        let mut limit = self.0.limit.lock().unwrap_or_else(|e| e.into_inner());
+        let old = *limit;
+        if new > old {
+            let mut more = new - old;
+            // Permits still owed from an earlier decrease cancel out first.
+            let _ = self
+                .0
+                .debt
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |debt| {
+                    let paid = debt.min(more);
+                    more -= paid;
+                    Some(debt - paid)
+                });
+            self.0.in_flight.add_permits(more);
+        } else if new < old {
+            let fewer = old - new;
+            let forgotten = self.0.in_flight.forget_permits(fewer);
+            self.0.debt.fetch_add(fewer - forgotten, Ordering::AcqRel);
+        }
+        *limit = new;
     }
 
     /// The underlying client, for building requests.
@@ -224,12 +279,13 @@ impl Upstream {
         request: RequestBuilder,
         timeout: Duration,
     ) -> Result<Bytes, CollectError> {
-        let _permit = self
+        let permit = self
             .0
             .in_flight
             .acquire()
             .await
             .expect("the semaphore is never closed");
+        let _permit = Permit(Some(permit), &self.0.debt);
         let work = async {
             let response = request.send().await.map_err(map_transport)?;
             let status = response.status();
@@ -372,6 +428,34 @@ pub fn error_detail(body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Permits available plus permits out: the bound in force once every request
+    /// that is out has ended.
+    #[test]
+    fn the_bound_can_change_while_requests_are_in_flight() {
+        let u = Upstream::new(4);
+        let shared = &u.0;
+        let out: Vec<Permit<'_>> = (0..3)
+            .map(|_| Permit(Some(shared.in_flight.try_acquire().unwrap()), &shared.debt))
+            .collect();
+        u.set_max_concurrent(2);
+        assert_eq!(shared.in_flight.available_permits(), 0);
+        drop(out);
+        assert_eq!(
+            shared.in_flight.available_permits(),
+            2,
+            "the lower bound holds once the requests out ended"
+        );
+        u.set_max_concurrent(5);
+        assert_eq!(shared.in_flight.available_permits(), 5);
+        let out: Vec<Permit<'_>> = (0..5)
+            .map(|_| Permit(Some(shared.in_flight.try_acquire().unwrap()), &shared.debt))
+            .collect();
+        u.set_max_concurrent(1);
+        u.set_max_concurrent(3);
+        drop(out);
+        assert_eq!(shared.in_flight.available_permits(), 3);
+    }
 
     #[test]
     fn error_detail_prefers_vendor_fields() {

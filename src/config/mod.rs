@@ -11,8 +11,10 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use self::fields::{kind, write_problems, Fields};
-use crate::provider::{Account, Provider};
+use crate::collector::Scheduled;
+use crate::provider::{self, Account, Provider, ProviderMetrics, Threshold};
 use crate::timing::Timing;
+use crate::upstream::Upstream;
 
 /// The whole configuration, validated.
 #[derive(Debug, Clone)]
@@ -39,8 +41,7 @@ impl fmt::Debug for Section {
     }
 }
 
-/// Default of `max_concurrent_requests`.
-pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 16;
+pub use crate::upstream::DEFAULT_MAX_CONCURRENT_REQUESTS;
 
 /// Every problem found in a configuration file.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +56,34 @@ impl fmt::Display for ConfigError {
 }
 
 impl Config {
+    /// Every collector of every configured account, with its account's cadence.
+    pub fn collectors(&self, metrics: &ProviderMetrics, upstream: &Upstream) -> Vec<Scheduled> {
+        self.sections
+            .iter()
+            .flat_map(|section| {
+                section.accounts.iter().flat_map(|a| {
+                    provider::account_collectors(section.provider, a.as_ref(), metrics, upstream)
+                })
+            })
+            .collect()
+    }
+
+    /// Every configured low-balance threshold.
+    pub fn thresholds(&self) -> Vec<Threshold> {
+        self.sections
+            .iter()
+            .flat_map(|section| {
+                section.accounts.iter().filter_map(|a| {
+                    a.low_balance_threshold().map(|value| Threshold {
+                        provider: section.provider.name(),
+                        account: a.name().to_string(),
+                        value,
+                    })
+                })
+            })
+            .collect()
+    }
+
     /// Read and validate the YAML file at `path`, with a section for each of
     /// `providers`.
     pub fn load(path: &Path, providers: &[&'static dyn Provider]) -> Result<Config, ConfigError> {

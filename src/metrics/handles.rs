@@ -132,7 +132,9 @@ impl Counter {
 }
 
 /// A gauge family whose first label is `account`, able to replace the complete set of
-/// one account's series so that vanished label sets disappear.
+/// one account's series so that vanished label sets disappear. A clone is another
+/// handle on the same family.
+#[derive(Clone)]
 pub struct GaugeFamily {
     family: Arc<dyn FamilyOps>,
     /// Position of `account` in the key.

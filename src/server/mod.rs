@@ -26,7 +26,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::metrics::Exposition;
-use crate::scheduler::Readiness;
+use crate::readiness::Readiness;
 use crate::status::{page, StatusBoard};
 use crate::web_config::WebConfigFile;
 

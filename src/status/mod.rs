@@ -110,9 +110,10 @@ impl ErrorInfo {
                 (!request_id.is_empty()).then(|| clean(request_id)),
                 clean(detail),
             ),
-            CollectError::Timeout | CollectError::Connect(_) | CollectError::Decode(_) => {
-                (None, None, None, clean(&e.to_string()))
-            }
+            CollectError::Timeout
+            | CollectError::Connect(_)
+            | CollectError::Decode(_)
+            | CollectError::Internal(_) => (None, None, None, clean(&e.to_string())),
         };
         ErrorInfo {
             reason: e.reason(),

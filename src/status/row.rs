@@ -130,6 +130,26 @@ impl TaskRow {
         });
     }
 
+    /// Upstream asked this task's account to wait: the next attempt is not before
+    /// `at`, and `note` says why.
+    pub fn held(&self, at: SystemTime, note: String) {
+        self.update(|r| {
+            let at = unix(at);
+            if r.next_attempt.is_nan() || r.next_attempt < at {
+                r.next_attempt = at;
+            }
+            r.rare().next_attempt_note = Some(note.into_boxed_str());
+        });
+    }
+
+    /// The series were removed: `max_staleness` passed since the last success.
+    pub fn went_stale(&self, series: Option<usize>) {
+        self.update(|r| {
+            r.state = State::Stale;
+            r.set_series(series);
+        });
+    }
+
     /// An attempt that started at `started` and took `duration` succeeded.
     pub fn succeeded(&self, started: SystemTime, duration: Duration, series: Option<usize>) {
         self.update(|r| {

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use balance_exporter::app::{Application, ConfigSource, Settings};
+use balance_exporter::app::{Application, ConfigSource, Reloader, Settings};
 use balance_exporter::config::Config;
 use balance_exporter::simulator::{Route, SimOptions, Simulator};
 use tokio::sync::oneshot;
@@ -66,6 +66,8 @@ pub fn unix_now() -> f64 {
 pub struct TestApp {
     pub address: String,
     pub http: reqwest::Client,
+    /// Reloads the configuration as SIGHUP does.
+    pub reloader: Reloader,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -149,6 +151,7 @@ pub async fn spawn_with(source: ConfigSource) -> TestApp {
 pub async fn spawn_settings(settings: Settings) -> TestApp {
     let app = Application::build(settings).await.expect("app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let reloader = app.reloader();
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(app.run_until_stopped(async move {
         let _ = rx.await;
@@ -156,6 +159,7 @@ pub async fn spawn_settings(settings: Settings) -> TestApp {
     TestApp {
         address,
         http: reqwest::Client::new(),
+        reloader,
         stop: Some(tx),
         task: Some(task),
     }

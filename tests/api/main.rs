@@ -13,4 +13,5 @@ mod shards;
 mod spend;
 mod status;
 mod third_provider;
+mod trust;
 mod yeastar;

@@ -36,7 +36,11 @@ async fn reload_applies_a_valid_config_and_rejects_an_invalid_one() {
         s.value(r#"balance_exporter_low_balance_threshold{account="main",provider="acedata"}"#),
         77.0
     );
-    assert!(s.has_metric("acedata_balance_credits"));
+    // A changed account restarts: its values come back with its first attempt.
+    app.wait_for("the restarted account polled", |s| {
+        s.has_metric("acedata_balance_credits")
+    })
+    .await;
 
     // An invalid file is rejected with its problems; polling goes on.
     std::fs::write(&path, "acedata:\n  - name: main\n    tokn: x\n").unwrap();

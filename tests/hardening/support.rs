@@ -13,7 +13,7 @@ use balance_exporter::app::{Application, ConfigSource, Settings};
 use balance_exporter::collector::{CollectError, Collector};
 use balance_exporter::config::Config;
 use balance_exporter::metrics::Registry;
-use balance_exporter::provider::{self, ProviderMetrics};
+use balance_exporter::provider::ProviderMetrics;
 use balance_exporter::providers;
 use balance_exporter::simulator::{SimOptions, Simulator};
 use balance_exporter::upstream::{RetryPolicy, Upstream, UpstreamOptions};
@@ -85,7 +85,8 @@ pub fn collector(base_url: &str, name: &str, upstream: &Upstream) -> Box<dyn Col
     )
     .unwrap();
     let metrics = ProviderMetrics::register(&Registry::new(), &providers::all());
-    provider::collectors(&config, &metrics, upstream)
+    config
+        .collectors(&metrics, upstream)
         .into_iter()
         .find(|s| s.collector.name() == name)
         .unwrap()

@@ -124,7 +124,7 @@ impl ApplicationThresholds {
 }
 
 /// One configured Ace Data Cloud account.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AccountConfig {
     /// The `account` label.
     pub name: String,

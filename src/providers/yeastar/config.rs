@@ -10,7 +10,7 @@ pub const DEFAULT_BASE_URL: &str = "https://openapi.partner.yeastar.com";
 pub const DEFAULT_USER_AGENT: &str = "OpenAPI";
 
 /// How the exporter gets an access token.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Auth {
     /// Exchanged and refreshed by the exporter (preferred).
     ClientCredentials {
@@ -22,7 +22,7 @@ pub enum Auth {
 }
 
 /// One configured Yeastar account.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct AccountConfig {
     /// The `account` label.
     pub name: String,

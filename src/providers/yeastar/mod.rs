@@ -63,6 +63,10 @@ impl Account for AccountConfig {
         collectors(self, &provider::families(families), upstream)
     }
 
+    fn same_as(&self, other: &dyn Account) -> bool {
+        other.as_any().downcast_ref::<AccountConfig>() == Some(self)
+    }
+
     fn as_any(&self) -> &dyn Any {
         self
     }
