@@ -57,6 +57,10 @@ pub struct Cli {
     #[arg(long = "log.format", value_enum, default_value = "logfmt")]
     pub log_format: LogFormat,
 
+    /// Allow `POST /-/reload` (off: it answers 403; SIGHUP reloads either way).
+    #[arg(long = "web.enable-lifecycle")]
+    pub enable_lifecycle: bool,
+
     /// Validate the configuration file and exit (0 when valid; every problem is printed otherwise).
     #[arg(long = "config.check")]
     pub config_check: bool,

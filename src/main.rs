@@ -86,6 +86,7 @@ async fn run(cli: Cli, shard: Shard) -> ExitCode {
         web_config: cli.web_config_file.clone(),
         listen,
         shard,
+        enable_lifecycle: cli.enable_lifecycle,
         ..Settings::new(config, "")
     };
     let app = match Application::build(settings).await {

@@ -180,12 +180,16 @@ impl Drop for Running {
 }
 
 fn http_get(addr: &str, path: &str) -> (u16, String) {
+    http(addr, "GET", path)
+}
+
+fn http(addr: &str, method: &str, path: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut buf = String::new();
@@ -443,4 +447,45 @@ fn config_check_validates_accounts_of_every_shard() {
         assert!(err.contains("acedata[20].tokn: unknown key"), "{err}");
     }
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `POST /-/reload` needs `--web.enable-lifecycle` (403 naming the flag without it);
+/// SIGHUP reloads either way.
+#[test]
+fn reload_over_http_needs_the_lifecycle_flag_and_sighup_always_works() {
+    let mut r = Running::start(&["--demo", "--web.listen-address", "127.0.0.1:0"]);
+    let addr = address_from(&r.wait_line("listening"));
+    let (status, body) = http(&addr, "POST", "/-/reload");
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("--web.enable-lifecycle"), "{body}");
+    assert!(Command::new("kill")
+        .args(["-HUP", &r.child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    r.wait_line("configuration reloaded");
+    let (status, lines) = r.terminate();
+    assert!(status.success(), "{}", lines.join("\n"));
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.contains("configuration reloaded"))
+            .count(),
+        1,
+        "the refused POST reloaded nothing:\n{}",
+        lines.join("\n")
+    );
+
+    let mut r = Running::start(&[
+        "--demo",
+        "--web.listen-address",
+        "127.0.0.1:0",
+        "--web.enable-lifecycle",
+    ]);
+    let addr = address_from(&r.wait_line("listening"));
+    let (status, body) = http(&addr, "POST", "/-/reload");
+    assert_eq!(status, 200, "{body}");
+    r.wait_line("configuration reloaded");
+    let (status, _) = r.terminate();
+    assert!(status.success());
 }

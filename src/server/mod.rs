@@ -39,6 +39,8 @@ pub struct ServerState {
     pub readiness: Arc<Readiness>,
     pub telemetry_path: String,
     pub reload: mpsc::Sender<ReloadRequest>,
+    /// `--web.enable-lifecycle`: without it `POST /-/reload` answers 403.
+    pub enable_lifecycle: bool,
     /// TLS and basic auth (`--web.config.file`); `None` serves plain, open HTTP.
     pub web: Option<Arc<WebConfigFile>>,
     pub limits: ServerLimits,
@@ -279,6 +281,10 @@ async fn route(req: Request<Incoming>, state: &ServerState, landing: Bytes) -> R
             }
         }
         "/status" if get => status_page(&req, state),
+        "/-/reload" if req.method() == Method::POST && !state.enable_lifecycle => text(
+            StatusCode::FORBIDDEN,
+            "Lifecycle API is not enabled: start with --web.enable-lifecycle (SIGHUP reloads either way)\n",
+        ),
         "/-/reload" if req.method() == Method::POST => reload(state).await,
         "/-/reload" => method_not_allowed("POST"),
         "/" | "/-/healthy" | "/-/ready" | "/status" => method_not_allowed("GET, HEAD"),
