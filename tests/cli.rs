@@ -289,7 +289,10 @@ fn unusable_listen_address_fails_with_a_clear_error() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("cannot listen on 256.0.0.1:1"), "{err}");
+    assert!(
+        err.contains("--web.listen-address=256.0.0.1:1: the host does not resolve"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -488,4 +491,81 @@ fn reload_over_http_needs_the_lifecycle_flag_and_sighup_always_works() {
     r.wait_line("configuration reloaded");
     let (status, _) = r.terminate();
     assert!(status.success());
+}
+
+/// `--config.check` judges the command line too, and names every problem of it, of the
+/// configuration file and of the web configuration file in one run; the exporter
+/// itself refuses the same command line naming every problem.
+#[test]
+fn config_check_names_every_problem_of_the_command_line() {
+    let dir = scratch("cmdline");
+    let bad = dir.join("bad.yaml");
+    std::fs::write(&bad, "acedata:\n  - name: a\n    tokn: x\n").unwrap();
+    let flags = [
+        "--shard=5",
+        "--total-shards=3",
+        "--web.listen-address=nohost",
+        "--web.listen-address=:99999",
+        "--web.listen-address=127.0.0.1:9977",
+        "--web.listen-address=127.0.0.1:9977",
+        "--web.telemetry-path=metrics",
+        "--web.config.file=/nonexistent/web.yml",
+    ];
+    let out = Command::new(BIN)
+        .arg("--config.check")
+        .args(flags)
+        .arg("--config.file")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let expected = [
+        "--shard=5 is out of range for --total-shards=3",
+        "--web.listen-address=nohost: expected host:port",
+        "--web.listen-address=:99999: the port \"99999\" is not a number",
+        "--web.listen-address=127.0.0.1:9977: given twice",
+        "--web.telemetry-path=metrics: must start with /",
+        "/nonexistent/web.yml",
+        "acedata[0].tokn: unknown key",
+    ];
+    for needle in expected {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+
+    // The same command line without --config.check: refused before anything starts.
+    let out = Command::new(BIN)
+        .args(&flags[..7])
+        .arg("--demo")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for needle in &expected[..5] {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+
+    // A good command line is reported as such, the shard included.
+    let ok = Command::new(BIN)
+        .args(["--config.check", "--demo", "--shard=2", "--total-shards=3"])
+        .args([
+            "--web.listen-address=127.0.0.1:0",
+            "--web.listen-address=[::1]:0",
+        ])
+        .args(["--config.file", "config/balance-exporter.example.yaml"])
+        .env("ACEDATA_TOKEN", "x")
+        .env("YEASTAR_CLIENT_SECRET", "y")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        ok.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(
+        text.contains("command line is valid (shard 2 of 3)"),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
 }
