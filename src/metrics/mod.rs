@@ -317,6 +317,80 @@ mod tests {
         );
     }
 
+    /// While the encoder hands a piece of text to its sink (the compressor, which may
+    /// take long), writes to the family being encoded and new label values go through:
+    /// the locks are held for a piece, never across the sink.
+    #[test]
+    fn writes_never_wait_for_the_sink_of_an_encode() {
+        use std::sync::mpsc;
+        use std::time::Duration;
+        struct Stuck {
+            entered: mpsc::Sender<()>,
+            release: mpsc::Receiver<()>,
+            text: Vec<u8>,
+        }
+        impl std::io::Write for Stuck {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                if self.text.is_empty() {
+                    let _ = self.entered.send(());
+                    let _ = self.release.recv();
+                }
+                self.text.extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let registry = Registry::new();
+        let fam = GaugeFamily::new(&registry, "t_amount", "Amount.", &["package"]);
+        let errors = CounterVec::prefilled(
+            &registry,
+            "t_errors_total",
+            "Errors.",
+            &["account", "reason"],
+            &["a", "b"],
+        );
+        for a in 0..400 {
+            let account = format!("account-{a:03}");
+            fam.replace(&account, (0..10).map(|p| (vec![format!("p{p}")], 1.0)));
+            errors.with_label_values(&[&account, "a"]).inc();
+        }
+        let (entered, entered_rx) = mpsc::channel();
+        let (release_tx, release) = mpsc::channel();
+        let encoder = {
+            let registry = registry.clone();
+            std::thread::spawn(move || {
+                let mut sink = Stuck {
+                    entered,
+                    release,
+                    text: Vec::new(),
+                };
+                registry.write_to(&mut sink).unwrap();
+                String::from_utf8(sink.text).unwrap()
+            })
+        };
+        entered_rx.recv().unwrap();
+        // The sink is stuck in the middle of `t_amount` (its text is ~250 kB).
+        let (done_tx, done) = mpsc::channel();
+        let writer = std::thread::spawn(move || {
+            fam.replace("account-000", [(vec!["p0".to_string()], 5.0)]);
+            fam.replace("account-new", [(vec!["p-new".to_string()], 2.0)]);
+            fam.clear("account-399");
+            errors.with_label_values(&["account-001", "b"]).inc();
+            done_tx.send(()).unwrap();
+        });
+        let waited = done.recv_timeout(Duration::from_secs(20));
+        release_tx.send(()).unwrap();
+        writer.join().unwrap();
+        let text = encoder.join().unwrap();
+        assert!(waited.is_ok(), "a write waited for the encoder's sink");
+        // The encode went on after the writes, over the family as it then was.
+        assert!(text.contains("t_amount{account=\"account-398\",package=\"p9\"} 1\n"));
+        assert!(!text.contains("t_amount{account=\"account-399\""));
+        assert!(text.contains("t_errors_total{account=\"account-001\",reason=\"b\"} 1\n"));
+    }
+
     fn gunzip(body: &[u8]) -> Vec<u8> {
         use std::io::Read;
         let mut out = Vec::new();
