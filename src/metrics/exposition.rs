@@ -47,6 +47,9 @@ pub struct Exposition {
     process: prometheus::Registry,
     cache: RwLock<Arc<Snapshot>>,
     rebuild: Mutex<()>,
+    /// Held by the scrape whose rebuild runs; the others wait here without holding an
+    /// async worker, then share its result.
+    turn: tokio::sync::Mutex<()>,
     encodes: AtomicU64,
 }
 
@@ -222,6 +225,7 @@ impl Exposition {
             process,
             cache: RwLock::new(Arc::new(Snapshot::empty())),
             rebuild: Mutex::new(()),
+            turn: tokio::sync::Mutex::new(()),
             encodes: AtomicU64::new(0),
         })
     }
@@ -262,13 +266,38 @@ impl Exposition {
         Bytes::from(out)
     }
 
-    /// The current exposition, encoded at most once per change.
-    pub fn snapshot(&self) -> Arc<Snapshot> {
-        {
-            let c = self.cache.read().unwrap_or_else(|e| e.into_inner());
-            if self.fresh(&c) == (true, true) {
-                return c.clone();
+    /// The current exposition for the server. A stale one is rebuilt on a blocking
+    /// thread, never on the async workers (at 10,000 accounts a rebuild is a second of
+    /// CPU); scrapes that arrive meanwhile wait for that rebuild and share it.
+    pub async fn current(self: &Arc<Self>) -> Arc<Snapshot> {
+        if let Some(s) = self.cached() {
+            return s;
+        }
+        let _turn = self.turn.lock().await;
+        if let Some(s) = self.cached() {
+            return s;
+        }
+        let this = self.clone();
+        match tokio::task::spawn_blocking(move || this.snapshot()).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "the exposition could not be rebuilt");
+                self.cache.read().unwrap_or_else(|e| e.into_inner()).clone()
             }
+        }
+    }
+
+    /// The cached exposition when it is current.
+    fn cached(&self) -> Option<Arc<Snapshot>> {
+        let c = self.cache.read().unwrap_or_else(|e| e.into_inner());
+        (self.fresh(&c) == (true, true)).then(|| c.clone())
+    }
+
+    /// The current exposition, encoded at most once per change, on the calling thread
+    /// (which it may block for as long as an encode takes: see [`Exposition::current`]).
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        if let Some(s) = self.cached() {
+            return s;
         }
         // One scrape rebuilds; concurrent ones wait for it and then share its result.
         let _rebuilding = self.rebuild.lock().unwrap_or_else(|e| e.into_inner());

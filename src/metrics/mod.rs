@@ -391,6 +391,35 @@ mod tests {
         assert!(text.contains("t_errors_total{account=\"account-001\",reason=\"b\"} 1\n"));
     }
 
+    /// Scrapes that find the exposition stale together share one rebuild.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_scrapes_share_one_rebuild() {
+        let registry = Registry::new();
+        let fam = GaugeFamily::new(&registry, "t_amount", "Amount.", &["package"]);
+        let exp = Exposition::new(registry);
+        for round in 1..=3 {
+            for a in 0..300 {
+                let series = (0..10).map(|p| (vec![format!("p{p}")], f64::from(round)));
+                fam.replace(&format!("account-{a}"), series);
+            }
+            let before = exp.encodes();
+            let scrapes: Vec<_> = (0..8)
+                .map(|_| {
+                    let exp = exp.clone();
+                    tokio::spawn(async move { exp.current().await })
+                })
+                .collect();
+            let mut snapshots = Vec::new();
+            for s in scrapes {
+                snapshots.push(s.await.unwrap());
+            }
+            assert_eq!(exp.encodes(), before + 1, "round {round}");
+            assert!(snapshots
+                .iter()
+                .all(|s| s.compressed_main().as_ptr() == snapshots[0].compressed_main().as_ptr()));
+        }
+    }
+
     fn gunzip(body: &[u8]) -> Vec<u8> {
         use std::io::Read;
         let mut out = Vec::new();

@@ -265,7 +265,7 @@ async fn route(req: Request<Incoming>, state: &ServerState, landing: Bytes) -> R
         if !get {
             return method_not_allowed("GET, HEAD");
         }
-        return metrics(&req, state);
+        return metrics(&req, state).await;
     }
     match path {
         "/" if get => response(StatusCode::OK, "text/html; charset=utf-8", landing),
@@ -317,14 +317,14 @@ fn status_page(req: &Request<Incoming>, state: &ServerState) -> Response<Body> {
 }
 
 /// The cached exposition, gzip-compressed when the request accepts it.
-fn metrics(req: &Request<Incoming>, state: &ServerState) -> Response<Body> {
+async fn metrics(req: &Request<Incoming>, state: &ServerState) -> Response<Body> {
     let gzip = req
         .headers()
         .get_all(ACCEPT_ENCODING)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .any(accepts_gzip);
-    let snapshot = state.exposition.snapshot();
+    let snapshot = state.exposition.current().await;
     let (body, len) = if gzip {
         (Body::parts(snapshot.gzip_parts()), snapshot.gzip_len())
     } else if let Some(plain) = snapshot.plain() {
