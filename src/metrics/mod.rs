@@ -14,12 +14,13 @@
 //! One file per owner: [`symbols`] (label values), [`series`] (one family's series),
 //! [`family`] (a family's lookups and text), [`registry`] (the families), [`handles`]
 //! (what collectors write through), [`self_metrics`] (namespace `balance_exporter`),
-//! [`exposition`] (the cached body).
+//! [`exposition`] (the cached body), [`gzip`] (its framing).
 
 #[cfg(test)]
 mod count;
 mod exposition;
 mod family;
+mod gzip;
 mod handles;
 mod prefilled;
 mod registry;

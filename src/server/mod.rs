@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod body;
+mod stall;
 
 pub use body::{accepts_gzip, Body};
 
@@ -62,6 +63,9 @@ pub struct ServerLimits {
     pub max_headers: usize,
     /// Largest request body announced; larger → 413. No endpoint reads a body.
     pub max_body_bytes: u64,
+    /// A response the client takes no byte of for this long is dropped, with its
+    /// connection (see `stall.rs`).
+    pub send_timeout: Duration,
 }
 
 impl Default for ServerLimits {
@@ -72,6 +76,7 @@ impl Default for ServerLimits {
             max_header_bytes: 16 * 1024,
             max_headers: 64,
             max_body_bytes: 16 * 1024,
+            send_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -120,6 +125,7 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
+        let stream = stall::SendDeadline::new(stream, limits.send_timeout);
         // The TLS settings in force when the connection arrives (certificates can
         // be rotated while running).
         let tls = state.web.as_ref().and_then(|w| w.current().tls().cloned());

@@ -1,5 +1,5 @@
-//! The server under a slow encode: a rebuild of the exposition never holds an async
-//! worker.
+//! The server under a slow encode (a rebuild of the exposition never holds an async
+//! worker) and a slow reader (who cannot keep an old exposition in memory).
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 use balance_exporter::app::{Application, ConfigSource, Settings};
 use balance_exporter::config::Config;
 use balance_exporter::metrics::{Exposition, GaugeFamily};
+use balance_exporter::server::ServerLimits;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::helpers::PATIENCE;
 
@@ -134,4 +137,120 @@ fn a_stuck_rebuild_does_not_stop_the_server() {
         "{body}"
     );
     drop(stop);
+}
+
+/// A client that asks for a large exposition and then reads nothing cannot keep it in
+/// memory: once the exposition changed, the text it holds is let go when its
+/// response made no progress for the send timeout (here 2 s instead of 30 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_lets_go_of_an_old_exposition() {
+    let yaml =
+        "acedata:\n  - name: a\n    token: t\n    base_url: http://127.0.0.1:1\n    interval: 1h\n";
+    let config = Config::from_yaml(yaml, &balance_exporter::providers::all()).unwrap();
+    let settings = Settings {
+        limits: ServerLimits {
+            send_timeout: Duration::from_secs(2),
+            ..ServerLimits::default()
+        },
+        ..Settings::new(ConfigSource::Fixed(Box::new(config)), "127.0.0.1:0")
+    };
+    let app = Application::build(settings).await.unwrap();
+    let addr = app.local_addr();
+    let exposition = app.exposition();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async move {
+        let _ = stopped.await;
+    }));
+    // About 16 MB of text: far more than the sockets' buffers (the kernel lets a
+    // send buffer grow to 4 MB), in long lines so that it takes few series.
+    let fam = std::sync::Arc::new(GaugeFamily::new(
+        exposition.registry(),
+        "t_large",
+        "Large.",
+        &["package"],
+    ));
+    let long = "x".repeat(200);
+    // Off the runtime's threads, which serve the slow reader meanwhile.
+    let fill = |round: f64| {
+        let (fam, long) = (fam.clone(), long.clone());
+        tokio::task::spawn_blocking(move || {
+            for a in 0..1000 {
+                let series =
+                    (0..60).map(|p| (vec![format!("package-{p}-{long}")], round + f64::from(p)));
+                fam.replace(&format!("account-{a}"), series);
+            }
+        })
+    };
+    fill(1.0).await.unwrap();
+    let http = reqwest::Client::new();
+    let url = format!("http://{addr}/metrics");
+    assert_eq!(http.get(&url).send().await.unwrap().status(), 200);
+    assert_eq!(exposition.texts_held(), 1);
+
+    // The slow reader: a small receive window, the request, then a little read now
+    // and then (the response makes progress) until `pause`, then nothing.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(16 * 1024).unwrap();
+    let mut slow = socket.connect(addr).await.unwrap();
+    slow.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let (pause, paused) = tokio::sync::oneshot::channel::<()>();
+    let (answered, answer) = tokio::sync::oneshot::channel::<()>();
+    let reader = tokio::spawn(async move {
+        tokio::pin!(paused);
+        let mut buf = vec![0; 16 * 1024];
+        let mut read = slow.read(&mut buf).await.unwrap();
+        answered.send(()).unwrap();
+        loop {
+            tokio::select! {
+                _ = &mut paused => return (slow, read),
+                _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+            }
+            let n = slow.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the response ended after {read} bytes while read");
+            read += n;
+        }
+    });
+
+    answer.await.unwrap();
+
+    // The exposition changes and is scraped again: a second text, while the reader,
+    // still reading, holds the first one.
+    fill(2.0).await.unwrap();
+    let fresh = http.get(&url).send().await.unwrap().text().await.unwrap();
+    assert!(fresh.contains(&format!(
+        "t_large{{account=\"account-7\",package=\"package-3-{long}\"}} 5\n"
+    )));
+    let held = exposition.texts_held();
+    pause.send(()).unwrap();
+    let (mut slow, read) = reader.await.unwrap();
+    assert_eq!(
+        held,
+        2,
+        "the reader holds the old text ({read} bytes read, text {})",
+        fresh.len()
+    );
+    assert!(read > 0 && read < fresh.len(), "{read} bytes read");
+
+    // It reads no more: its response is dropped, and the old text with it.
+    let deadline = Instant::now() + PATIENCE;
+    while exposition.texts_held() > 1 {
+        assert!(
+            Instant::now() < deadline,
+            "{} texts still held",
+            exposition.texts_held()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The connection was closed: what is left to read ends short of the body.
+    let mut rest = Vec::new();
+    let _ = slow.read_to_end(&mut rest).await;
+    assert!(
+        read + rest.len() < fresh.len(),
+        "{} bytes",
+        read + rest.len()
+    );
+    let _ = stop.send(());
+    server.await.unwrap();
 }
