@@ -5,7 +5,7 @@
 //! generation moved since the cached body was made, and every other scrape gets the
 //! same bytes (no allocation, no copy, no compression). Process metrics (CPU, memory)
 //! change on their own, so they are re-read at most once per second. A rebuild runs on
-//! a blocking thread ([`Exposition::current`]); the registry's locks are held a piece
+//! a thread of its own at a lower CPU priority ([`Exposition::current`]); the registry's locks are held a piece
 //! of text at a time, never across compression (see `family.rs`).
 //!
 //! What a [`Snapshot`] keeps, and what a gzip scrape sends (`gzip.rs` has the framing):
@@ -71,7 +71,12 @@ pub struct Exposition {
     encodes: AtomicU64,
     /// How many compressed registry texts are alive (see [`Exposition::texts_held`]).
     held: Arc<AtomicUsize>,
+    /// Where rebuilds run (see [`Exposition::on_encoder`]); the thread ends with the
+    /// exposition.
+    encoder: Mutex<Option<std::sync::mpsc::Sender<Job>>>,
 }
+
+type Job = Box<dyn FnOnce() + Send>;
 
 /// One encoded exposition. Scrapes share it; it never changes.
 pub struct Snapshot {
@@ -284,6 +289,7 @@ impl Exposition {
             turn: tokio::sync::Mutex::new(()),
             encodes: AtomicU64::new(0),
             held: Arc::new(AtomicUsize::new(0)),
+            encoder: Mutex::new(None),
         })
     }
 
@@ -329,7 +335,7 @@ impl Exposition {
         Bytes::from(out)
     }
 
-    /// The current exposition for the server. A stale one is rebuilt on a blocking
+    /// The current exposition for the server. A stale one is rebuilt on the encoder
     /// thread, never on the async workers (at 10,000 accounts a rebuild is a second of
     /// CPU); scrapes that arrive meanwhile wait for that rebuild and share it.
     pub async fn current(self: &Arc<Self>) -> Arc<Snapshot> {
@@ -340,12 +346,51 @@ impl Exposition {
         if let Some(s) = self.cached() {
             return s;
         }
+        let (tx, rx) = tokio::sync::oneshot::channel();
         let this = self.clone();
-        match tokio::task::spawn_blocking(move || this.snapshot()).await {
+        self.on_encoder(Box::new(move || {
+            let _ = tx.send(this.snapshot());
+        }));
+        match rx.await {
             Ok(s) => s,
-            Err(e) => {
-                tracing::error!(error = %e, "the exposition could not be rebuilt");
+            Err(_) => {
+                tracing::error!("the exposition could not be rebuilt");
                 self.cache.read().unwrap_or_else(|e| e.into_inner()).clone()
+            }
+        }
+    }
+
+    /// Run `job` on the encoder thread, started (again) when there is none. The thread
+    /// runs at a lower CPU priority than the runtime's: on a busy machine the threads
+    /// that answer requests get the cores first, and the rebuild the rest.
+    fn on_encoder(&self, job: Job) {
+        let mut encoder = self.encoder.lock().unwrap_or_else(|e| e.into_inner());
+        let job = match encoder.as_ref() {
+            Some(tx) => match tx.send(job) {
+                Ok(()) => return,
+                // The thread is gone (a rebuild panicked): start another.
+                Err(returned) => returned.0,
+            },
+            None => job,
+        };
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let spawned = std::thread::Builder::new()
+            .name("encoder".into())
+            .spawn(move || {
+                lower_priority();
+                while let Ok(job) = rx.recv() {
+                    job();
+                }
+            });
+        match spawned {
+            Ok(_) => {
+                let _ = tx.send(job);
+                *encoder = Some(tx);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the encoder thread");
+                drop(encoder);
+                tokio::task::spawn_blocking(job);
             }
         }
     }
@@ -486,3 +531,23 @@ impl Exposition {
         Bytes::from(buf)
     }
 }
+
+/// Lower the calling thread's CPU priority (nice 5). On Linux the nice value belongs to
+/// a thread: `setpriority(PRIO_PROCESS, 0, …)` changes the calling one only. Where the
+/// call is refused (a seccomp filter, say) the thread keeps the default priority.
+#[cfg(target_os = "linux")]
+fn lower_priority() {
+    extern "C" {
+        fn setpriority(
+            which: std::ffi::c_int,
+            who: std::ffi::c_uint,
+            prio: std::ffi::c_int,
+        ) -> std::ffi::c_int;
+    }
+    const PRIO_PROCESS: std::ffi::c_int = 0;
+    // SAFETY: setpriority only changes a scheduling attribute of the calling thread.
+    let _ = unsafe { setpriority(PRIO_PROCESS, 0, 5) };
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lower_priority() {}
