@@ -5,8 +5,9 @@
 //! generation moved since the cached body was made, and every other scrape gets the
 //! same bytes (no allocation, no copy, no compression). Process metrics (CPU, memory)
 //! change on their own, so they are re-read at most once per second. A rebuild runs on
-//! a thread of its own at a lower CPU priority ([`Exposition::current`]); the registry's locks are held a piece
-//! of text at a time, never across compression (see `family.rs`).
+//! a thread of its own at a lower CPU priority ([`Exposition::current`]); the
+//! registry's locks are held a piece of text at a time, never across compression (see
+//! `family.rs`).
 //!
 //! What a [`Snapshot`] keeps, and what a gzip scrape sends (`gzip.rs` has the framing):
 //!
@@ -65,8 +66,8 @@ pub struct Exposition {
     process: prometheus::Registry,
     cache: RwLock<Arc<Snapshot>>,
     rebuild: Mutex<()>,
-    /// Held by the scrape whose rebuild runs; the others wait here without holding an
-    /// async worker, then share its result.
+    /// Held by the scrape whose rebuild runs; the others wait here without holding a
+    /// runtime thread, then share its result.
     turn: tokio::sync::Mutex<()>,
     encodes: AtomicU64,
     /// How many compressed registry texts are alive (see [`Exposition::texts_held`]).
