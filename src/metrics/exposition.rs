@@ -480,7 +480,12 @@ impl Exposition {
         });
         snapshot.check();
         drop(old);
-        *self.cache.write().unwrap_or_else(|e| e.into_inner()) = snapshot.clone();
+        let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
+        debug_assert!(
+            main_fresh || (cache.generation.is_none() && cache.main_deflate.is_empty()),
+            "one body at a time: the cache held no registry text while it was rebuilt"
+        );
+        *cache = snapshot.clone();
         snapshot
     }
 
