@@ -66,11 +66,13 @@ pub struct Settings {
     pub providers: Vec<&'static dyn Provider>,
     /// The accounts this replica polls (`--shard`, `--total-shards`); kept on reload.
     pub shard: Shard,
+    /// `--web.enable-lifecycle`: whether `POST /-/reload` is allowed.
+    pub enable_lifecycle: bool,
 }
 
 impl Settings {
     /// Settings for `config` on `listen_address` with the default telemetry path, no
-    /// web configuration and default limits.
+    /// web configuration, default limits and `POST /-/reload` off.
     pub fn new(config: ConfigSource, listen_address: impl Into<String>) -> Settings {
         Settings {
             config,
@@ -80,6 +82,7 @@ impl Settings {
             limits: ServerLimits::default(),
             providers: crate::providers::all(),
             shard: Shard::SINGLE,
+            enable_lifecycle: false,
         }
     }
 }
@@ -218,6 +221,7 @@ impl Application {
             readiness,
             telemetry_path: self.settings.telemetry_path.clone(),
             reload: reload_tx.clone(),
+            enable_lifecycle: self.settings.enable_lifecycle,
             web: self.web.clone(),
             limits: self.settings.limits,
             status: status.clone(),
@@ -414,7 +418,7 @@ fn diff(old: &Config, new: &Config, providers: &ProviderMetrics, upstream: &Upst
 fn spawn_sighup(reload: mpsc::Sender<ReloadRequest>) {
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(mut hup) = signal(SignalKind::hangup()) else {
-        tracing::warn!("cannot listen for SIGHUP; use POST /-/reload");
+        tracing::warn!("cannot listen for SIGHUP; use POST /-/reload (--web.enable-lifecycle)");
         return;
     };
     tokio::spawn(async move {

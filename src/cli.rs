@@ -1,11 +1,14 @@
 //! Command-line flags, named after the Prometheus exporter conventions.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use clap::Parser;
 
 use crate::config::Config;
+use crate::listen::{self, Address};
 use crate::provider::Provider;
+use crate::shard::Shard;
 use crate::telemetry::{LogFormat, LogLevel};
 use crate::web_config::WebConfig;
 
@@ -57,6 +60,10 @@ pub struct Cli {
     #[arg(long = "log.format", value_enum, default_value = "logfmt")]
     pub log_format: LogFormat,
 
+    /// Allow `POST /-/reload` (off: it answers 403; SIGHUP reloads either way).
+    #[arg(long = "web.enable-lifecycle")]
+    pub enable_lifecycle: bool,
+
     /// Validate the configuration file and exit (0 when valid; every problem is printed otherwise).
     #[arg(long = "config.check")]
     pub config_check: bool,
@@ -75,24 +82,88 @@ pub struct Cli {
     pub demo: bool,
 }
 
-/// Turn `:9977` into `0.0.0.0:9977`; anything else must be `host:port`.
-pub fn listen_address(s: &str) -> String {
-    if let Some(port) = s.strip_prefix(':') {
-        format!("0.0.0.0:{port}")
-    } else {
-        s.to_string()
+/// Why `--web.listen-address` `given` cannot be listened on, judged without binding
+/// (the port may be held by the very exporter whose next configuration is checked).
+fn listen_address_problem(given: &str) -> Option<String> {
+    let problem = match listen::parse_address(given) {
+        Err(problem) => problem,
+        Ok(Address::AllInterfaces(_)) => return None,
+        Ok(Address::Host(address)) => {
+            match std::net::ToSocketAddrs::to_socket_addrs(address.as_str()) {
+                Ok(addrs) if addrs.len() > 0 => return None,
+                Ok(_) => "the host resolves to no address".to_string(),
+                Err(e) => format!("the host does not resolve: {e}"),
+            }
+        }
+    };
+    Some(format!("--web.listen-address={given}: {problem}"))
+}
+
+impl Cli {
+    /// Check the command line's own values (shard flags, listen addresses, telemetry
+    /// path): the shard this replica is, or every problem. `host_name` serves
+    /// `--shard=auto`.
+    pub fn validate(
+        &self,
+        host_name: impl FnOnce() -> Result<String, String>,
+    ) -> Result<Shard, Vec<String>> {
+        let mut problems = Vec::new();
+        let shard = Shard::from_flags(&self.shard, self.total_shards, host_name)
+            .map_err(|e| problems.push(e.to_string()))
+            .ok();
+        if !self.systemd_socket {
+            let mut seen = HashSet::new();
+            for given in &self.listen_address {
+                // Port 0 picks a free port: each such address is another socket.
+                let any_port = given.ends_with(":0");
+                if let Some(p) = listen_address_problem(given) {
+                    problems.push(p);
+                } else if !any_port && !seen.insert(listen::parse_address(given).ok()) {
+                    problems.push(format!("--web.listen-address={given}: given twice"));
+                }
+            }
+        }
+        if !self.telemetry_path.starts_with('/') {
+            problems.push(format!(
+                "--web.telemetry-path={}: must start with /",
+                self.telemetry_path
+            ));
+        }
+        match shard {
+            Some(shard) if problems.is_empty() => Ok(shard),
+            _ => Err(problems),
+        }
     }
 }
 
-/// What `--config.check` found: a line per valid file, and every problem.
+/// What `--config.check` found: a line per valid part, and every problem.
 #[derive(Debug, Default)]
 pub struct CheckReport {
     pub valid: Vec<String>,
     pub problems: Vec<String>,
 }
 
-/// `--config.check`: validate the configuration file (with a section for each of
-/// `providers`) and the web configuration file, if any.
+/// `--config.check`: validate the command line ([`Cli::validate`]), then the files
+/// it names ([`check`]).
+pub fn check_all(
+    cli: &Cli,
+    host_name: impl FnOnce() -> Result<String, String>,
+    providers: &[&'static dyn Provider],
+) -> CheckReport {
+    let mut report = check(&cli.config_file, cli.web_config_file.as_deref(), providers);
+    match cli.validate(host_name) {
+        Ok(shard) => report
+            .valid
+            .insert(0, format!("command line is valid (shard {shard})")),
+        Err(problems) => {
+            report.problems.splice(0..0, problems);
+        }
+    }
+    report
+}
+
+/// Validate the configuration file (with a section for each of `providers`) and the
+/// web configuration file, if any.
 pub fn check(
     config_file: &Path,
     web_config_file: Option<&Path>,

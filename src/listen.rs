@@ -21,7 +21,7 @@ pub enum Listen {
 }
 
 /// One `--web.listen-address` value, understood.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Address {
     /// `:port`: every interface, IPv6 and IPv4.
     AllInterfaces(u16),

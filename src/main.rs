@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use balance_exporter::app::{Application, ConfigSource, Settings};
-use balance_exporter::cli::{check, Cli};
+use balance_exporter::cli::{check_all, Cli};
 use balance_exporter::listen::Listen;
 use balance_exporter::shard::{self, Shard};
 use balance_exporter::telemetry;
@@ -14,11 +14,7 @@ fn main() -> ExitCode {
     balance_exporter::heap::tune();
     let cli = Cli::parse();
     if cli.config_check {
-        let report = check(
-            &cli.config_file,
-            cli.web_config_file.as_deref(),
-            &balance_exporter::providers::all(),
-        );
+        let report = check_all(&cli, shard::host_name, &balance_exporter::providers::all());
         for line in &report.valid {
             println!("{line}");
         }
@@ -32,18 +28,16 @@ fn main() -> ExitCode {
         };
     }
     telemetry::init(cli.log_level, cli.log_format);
-    let shard = match Shard::from_flags(&cli.shard, cli.total_shards, shard::host_name) {
+    let shard = match cli.validate(shard::host_name) {
         Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "invalid shard flags");
-            eprintln!("{e}");
+        Err(problems) => {
+            for p in &problems {
+                tracing::error!(problem = %p, "invalid command line");
+                eprintln!("{p}");
+            }
             return ExitCode::from(2);
         }
     };
-    if !cli.telemetry_path.starts_with('/') {
-        tracing::error!(path = %cli.telemetry_path, "--web.telemetry-path must start with /");
-        return ExitCode::from(2);
-    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -81,6 +75,7 @@ async fn run(cli: Cli, shard: Shard) -> ExitCode {
         web_config: cli.web_config_file.clone(),
         listen,
         shard,
+        enable_lifecycle: cli.enable_lifecycle,
         ..Settings::new(config, "")
     };
     let app = match Application::build(settings).await {

@@ -285,12 +285,16 @@ impl Drop for Running {
 }
 
 fn http_get(addr: &str, path: &str) -> (u16, String) {
+    http(addr, "GET", path)
+}
+
+fn http(addr: &str, method: &str, path: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut buf = String::new();
@@ -416,7 +420,10 @@ fn unusable_listen_address_fails_with_a_clear_error() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("cannot listen on 256.0.0.1:1"), "{err}");
+    assert!(
+        err.contains("--web.listen-address=256.0.0.1:1: the host does not resolve"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -573,5 +580,123 @@ fn config_check_validates_accounts_of_every_shard() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("acedata[20].tokn: unknown key"), "{err}");
     }
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `POST /-/reload` needs `--web.enable-lifecycle` (403 naming the flag without it);
+/// SIGHUP reloads either way.
+#[test]
+fn reload_over_http_needs_the_lifecycle_flag_and_sighup_always_works() {
+    let mut r = Running::start(&["--demo", "--web.listen-address", "127.0.0.1:0"]);
+    let addr = address_from(&r.wait_line("listening"));
+    let (status, body) = http(&addr, "POST", "/-/reload");
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("--web.enable-lifecycle"), "{body}");
+    assert!(Command::new("kill")
+        .args(["-HUP", &r.child.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    r.wait_line("configuration reloaded");
+    let (status, lines) = r.terminate();
+    assert!(status.success(), "{}", lines.join("\n"));
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.contains("configuration reloaded"))
+            .count(),
+        1,
+        "the refused POST reloaded nothing:\n{}",
+        lines.join("\n")
+    );
+
+    let mut r = Running::start(&[
+        "--demo",
+        "--web.listen-address",
+        "127.0.0.1:0",
+        "--web.enable-lifecycle",
+    ]);
+    let addr = address_from(&r.wait_line("listening"));
+    let (status, body) = http(&addr, "POST", "/-/reload");
+    assert_eq!(status, 200, "{body}");
+    r.wait_line("configuration reloaded");
+    let (status, _) = r.terminate();
+    assert!(status.success());
+}
+
+/// `--config.check` judges the command line too, and names every problem of it, of the
+/// configuration file and of the web configuration file in one run; the exporter
+/// itself refuses the same command line naming every problem.
+#[test]
+fn config_check_names_every_problem_of_the_command_line() {
+    let dir = scratch("cmdline");
+    let bad = dir.join("bad.yaml");
+    std::fs::write(&bad, "acedata:\n  - name: a\n    tokn: x\n").unwrap();
+    let flags = [
+        "--shard=5",
+        "--total-shards=3",
+        "--web.listen-address=nohost",
+        "--web.listen-address=:99999",
+        "--web.listen-address=127.0.0.1:9977",
+        "--web.listen-address=127.0.0.1:9977",
+        "--web.telemetry-path=metrics",
+        "--web.config.file=/nonexistent/web.yml",
+    ];
+    let out = Command::new(BIN)
+        .arg("--config.check")
+        .args(flags)
+        .arg("--config.file")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let expected = [
+        "--shard=5 is out of range for --total-shards=3",
+        "--web.listen-address=nohost: expected host:port",
+        "--web.listen-address=:99999: the port \"99999\" is not a number",
+        "--web.listen-address=127.0.0.1:9977: given twice",
+        "--web.telemetry-path=metrics: must start with /",
+        "/nonexistent/web.yml",
+        "acedata[0].tokn: unknown key",
+    ];
+    for needle in expected {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+
+    // The same command line without --config.check: refused before anything starts.
+    let out = Command::new(BIN)
+        .args(&flags[..7])
+        .arg("--demo")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for needle in &expected[..5] {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+
+    // A good command line is reported as such, the shard included.
+    let ok = Command::new(BIN)
+        .args(["--config.check", "--demo", "--shard=2", "--total-shards=3"])
+        .args([
+            "--web.listen-address=127.0.0.1:0",
+            "--web.listen-address=[::1]:0",
+        ])
+        .args(["--config.file", "config/balance-exporter.example.yaml"])
+        .env("ACEDATA_TOKEN", "x")
+        .env("YEASTAR_CLIENT_SECRET", "y")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        ok.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(
+        text.contains("command line is valid (shard 2 of 3)"),
+        "{text}"
+    );
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -4,29 +4,51 @@
 //! Every write to the registry moves its generation; a scrape re-encodes only when the
 //! generation moved since the cached body was made, and every other scrape gets the
 //! same bytes (no allocation, no copy, no compression). Process metrics (CPU, memory)
-//! change on their own, so they are re-read at most once per second.
+//! change on their own, so they are re-read at most once per second. A rebuild runs on
+//! a thread of its own at a lower CPU priority ([`Exposition::current`]); the
+//! registry's locks are held a piece of text at a time, never across compression (see
+//! `family.rs`).
 //!
-//! What is kept: the registry's text as a raw deflate stream that is flushed but not
-//! finished, and the process metrics' text (about 2 kB) as a finished deflate stream of
-//! its own. Deflate blocks concatenate, so the gzip body is a fixed 10-byte header,
-//! those two streams and an 8-byte trailer (the CRC-32 of the whole text, combined
-//! from the two parts' CRCs): refreshing the process metrics never re-compresses the
-//! registry's text. The plain text is kept too while it is small ([`PLAIN_KEEP`]);
-//! beyond that a plain scrape inflates the compressed text as it is sent, so that a
-//! 65 MB exposition costs a few megabytes of memory instead of 65.
+//! What a [`Snapshot`] keeps, and what a gzip scrape sends (`gzip.rs` has the framing):
+//!
+//! ```text
+//!              registry text (145 MB at 10,000 accounts)   process text (~2 kB)
+//!                          │ compressed once per change       │ each second
+//!                          ▼                                  ▼
+//! gzip body:  HEADER │ main_deflate (sync-flushed, open) │ process_deflate (final) │ trailer
+//!             10 B     ~5 MB                               ~1 kB                     8 B:
+//!                                      CRC-32 (main_crc continued over the process text)
+//!                                      and length of both texts
+//!
+//! plain body: `plain` (both texts) while the registry text is at most PLAIN_KEEP
+//!             (1 MiB); beyond, both deflate pieces inflated piece by piece as they
+//!             are sent (a 145 MB copy would be most of the process's memory).
+//! ```
+//!
+//! Invariants, checked with `debug_assert!` whenever a snapshot is made
+//! (`Snapshot::check`):
+//! - **Framing.** `main_deflate` ends with a sync flush (byte-aligned, no final block);
+//!   `process_deflate` is a finished stream. So header, both, trailer is one member.
+//! - **Trailer.** It holds the CRC-32 of the registry text followed by the process
+//!   text, and their total length mod 2^32.
+//! - **Plain copy.** `plain` is kept exactly when the registry text is at most
+//!   [`PLAIN_KEEP`], and is then both texts.
+//! - **One body at a time.** While the registry text is rebuilt, the cache holds a
+//!   snapshot without one (`generation` is `None`, so no scrape takes it): the old
+//!   compressed text is let go before the new one is made. Responses still sending an
+//!   old one hold theirs, for at most the server's send timeout.
 
 use std::io::{self, Read, Write};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes};
 use flate2::read::DeflateDecoder;
-use flate2::write::DeflateEncoder;
-use flate2::Compression;
 use prometheus::core::Collector as _;
 use prometheus::{Encoder, TextEncoder};
 
+use super::gzip;
 use super::Registry;
 
 /// How long encoded process metrics are reused.
@@ -34,9 +56,6 @@ const PROCESS_TTL: Duration = Duration::from_secs(1);
 
 /// Registry text up to this size is kept plain as well as compressed.
 pub const PLAIN_KEEP: usize = 1024 * 1024;
-
-/// A gzip member header: deflate, no name, no time, unknown OS.
-const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
 
 /// Plain text is handed out in pieces of this size when it is inflated on the fly.
 const PLAIN_CHUNK: usize = 64 * 1024;
@@ -47,12 +66,23 @@ pub struct Exposition {
     process: prometheus::Registry,
     cache: RwLock<Arc<Snapshot>>,
     rebuild: Mutex<()>,
+    /// Held by the scrape whose rebuild runs; the others wait here without holding a
+    /// runtime thread, then share its result.
+    turn: tokio::sync::Mutex<()>,
     encodes: AtomicU64,
+    /// How many compressed registry texts are alive (see [`Exposition::texts_held`]).
+    held: Arc<AtomicUsize>,
+    /// Where rebuilds run (see [`Exposition::on_encoder`]); the thread ends with the
+    /// exposition.
+    encoder: Mutex<Option<std::sync::mpsc::Sender<Job>>>,
 }
+
+type Job = Box<dyn FnOnce() + Send>;
 
 /// One encoded exposition. Scrapes share it; it never changes.
 pub struct Snapshot {
-    /// Raw deflate of the registry's text, sync-flushed (byte-aligned, not final).
+    /// Raw deflate of the registry's text, sync-flushed (byte-aligned, not final);
+    /// empty in the snapshot a rebuild leaves meanwhile.
     main_deflate: Bytes,
     main_crc: crc32fast::Hasher,
     main_len: usize,
@@ -63,7 +93,7 @@ pub struct Snapshot {
     process_plain: Bytes,
     process_deflate: Bytes,
     /// CRC-32 and length (mod 2^32) of the whole plain text, little-endian.
-    trailer: [u8; 8],
+    trailer: [u8; gzip::TRAILER_LEN],
     /// The registry generation the text was encoded at; `None` before the first encode.
     generation: Option<u64>,
     /// When the process metrics were read.
@@ -79,7 +109,7 @@ impl Snapshot {
             plain: None,
             process_plain: Bytes::new(),
             process_deflate: Bytes::new(),
-            trailer: [0; 8],
+            trailer: [0; gzip::TRAILER_LEN],
             generation: None,
             process_at: None,
         }
@@ -93,7 +123,7 @@ impl Snapshot {
     /// The gzip body as consecutive pieces (header, two deflate streams, trailer).
     pub fn gzip_parts(&self) -> [Bytes; 4] {
         [
-            Bytes::from_static(&GZIP_HEADER),
+            Bytes::from_static(&gzip::HEADER),
             self.main_deflate.clone(),
             self.process_deflate.clone(),
             Bytes::copy_from_slice(&self.trailer),
@@ -102,7 +132,10 @@ impl Snapshot {
 
     /// Length of the gzip body.
     pub fn gzip_len(&self) -> usize {
-        GZIP_HEADER.len() + self.main_deflate.len() + self.process_deflate.len() + 8
+        gzip::HEADER.len()
+            + self.main_deflate.len()
+            + self.process_deflate.len()
+            + gzip::TRAILER_LEN
     }
 
     /// The gzip body in one piece (copies; the server sends [`Snapshot::gzip_parts`]).
@@ -130,6 +163,32 @@ impl Snapshot {
                     .chain(self.process_deflate.clone().reader()),
             ))),
         }
+    }
+
+    /// The invariants of the module documentation (debug builds).
+    fn check(&self) {
+        debug_assert!(
+            self.main_deflate.ends_with(&gzip::SYNC_MARK),
+            "framing: the registry text's deflate ends with a sync flush"
+        );
+        debug_assert!(
+            !self.process_deflate.is_empty(),
+            "framing: the process text's deflate is a finished stream"
+        );
+        debug_assert_eq!(
+            self.trailer,
+            {
+                let mut crc = self.main_crc.clone();
+                crc.update(&self.process_plain);
+                gzip::trailer(crc.finalize(), self.plain_len())
+            },
+            "trailer: CRC-32 and length of both texts"
+        );
+        debug_assert_eq!(
+            self.plain.as_ref().map(Bytes::len),
+            (self.main_len <= PLAIN_KEEP).then(|| self.plain_len()),
+            "plain copy: kept exactly when the registry text is small"
+        );
     }
 
     /// The registry text's compressed bytes (same pointer as long as nothing changed).
@@ -173,19 +232,33 @@ impl Iterator for PlainChunks {
     }
 }
 
-/// Feeds the registry's text to the compressor, the CRC and (while small) a copy.
+/// Bytes that count themselves out of [`Exposition::texts_held`] when freed.
+struct Counted {
+    bytes: Vec<u8>,
+    alive: Arc<AtomicUsize>,
+}
+
+impl AsRef<[u8]> for Counted {
+    fn as_ref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.alive.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Feeds the registry's text to the compressor and (while small) a copy.
 struct Tee {
-    deflate: DeflateEncoder<Vec<u8>>,
-    crc: crc32fast::Hasher,
-    len: usize,
+    open: gzip::Open,
     plain: Option<Vec<u8>>,
 }
 
 impl Write for Tee {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.deflate.write_all(buf)?;
-        self.crc.update(buf);
-        self.len += buf.len();
+        self.open.write_all(buf)?;
         if let Some(p) = &mut self.plain {
             if p.len() + buf.len() > PLAIN_KEEP {
                 self.plain = None;
@@ -201,14 +274,6 @@ impl Write for Tee {
     }
 }
 
-/// Compression level: the fast end, since at 10,000 accounts the text is 145 MB and is
-/// re-compressed whenever a poll changed something. With the zlib-rs backend level 2
-/// took the same time as level 1 there (0.6–0.7 s) and made a third less: 5.1 MB
-/// instead of 7.6 MB (miniz_oxide's level 1, the previous backend: 6.5 MB).
-fn level() -> Compression {
-    Compression::new(2)
-}
-
 impl Exposition {
     /// Wrap `registry`; process metrics come from a registry of their own.
     pub fn new(registry: Registry) -> Arc<Self> {
@@ -222,7 +287,10 @@ impl Exposition {
             process,
             cache: RwLock::new(Arc::new(Snapshot::empty())),
             rebuild: Mutex::new(()),
+            turn: tokio::sync::Mutex::new(()),
             encodes: AtomicU64::new(0),
+            held: Arc::new(AtomicUsize::new(0)),
+            encoder: Mutex::new(None),
         })
     }
 
@@ -235,6 +303,12 @@ impl Exposition {
     /// for changes the registry cannot see.
     pub fn mark_dirty(&self) {
         self.registry.touch();
+    }
+
+    /// How many compressed registry texts are in memory: the cached one, and older ones
+    /// that responses still being sent hold.
+    pub fn texts_held(&self) -> usize {
+        self.held.load(Ordering::Acquire)
     }
 
     /// How many times the registry's text has been encoded and compressed.
@@ -262,13 +336,77 @@ impl Exposition {
         Bytes::from(out)
     }
 
-    /// The current exposition, encoded at most once per change.
-    pub fn snapshot(&self) -> Arc<Snapshot> {
-        {
-            let c = self.cache.read().unwrap_or_else(|e| e.into_inner());
-            if self.fresh(&c) == (true, true) {
-                return c.clone();
+    /// The current exposition for the server. A stale one is rebuilt on the encoder
+    /// thread, never on the async workers (at 10,000 accounts a rebuild is a second of
+    /// CPU); scrapes that arrive meanwhile wait for that rebuild and share it.
+    pub async fn current(self: &Arc<Self>) -> Arc<Snapshot> {
+        if let Some(s) = self.cached() {
+            return s;
+        }
+        let _turn = self.turn.lock().await;
+        if let Some(s) = self.cached() {
+            return s;
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let this = self.clone();
+        self.on_encoder(Box::new(move || {
+            let _ = tx.send(this.snapshot());
+        }));
+        match rx.await {
+            Ok(s) => s,
+            Err(_) => {
+                tracing::error!("the exposition could not be rebuilt");
+                self.cache.read().unwrap_or_else(|e| e.into_inner()).clone()
             }
+        }
+    }
+
+    /// Run `job` on the encoder thread, started (again) when there is none. The thread
+    /// runs at a lower CPU priority than the runtime's: on a busy machine the threads
+    /// that answer requests get the cores first, and the rebuild the rest.
+    fn on_encoder(&self, job: Job) {
+        let mut encoder = self.encoder.lock().unwrap_or_else(|e| e.into_inner());
+        let job = match encoder.as_ref() {
+            Some(tx) => match tx.send(job) {
+                Ok(()) => return,
+                // The thread is gone (a rebuild panicked): start another.
+                Err(returned) => returned.0,
+            },
+            None => job,
+        };
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let spawned = std::thread::Builder::new()
+            .name("encoder".into())
+            .spawn(move || {
+                lower_priority();
+                while let Ok(job) = rx.recv() {
+                    job();
+                }
+            });
+        match spawned {
+            Ok(_) => {
+                let _ = tx.send(job);
+                *encoder = Some(tx);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the encoder thread");
+                drop(encoder);
+                tokio::task::spawn_blocking(job);
+            }
+        }
+    }
+
+    /// The cached exposition when it is current.
+    fn cached(&self) -> Option<Arc<Snapshot>> {
+        let c = self.cache.read().unwrap_or_else(|e| e.into_inner());
+        (self.fresh(&c) == (true, true)).then(|| c.clone())
+    }
+
+    /// The current exposition, encoded at most once per change, on the calling thread
+    /// (which it may block for as long as an encode takes: see [`Exposition::current`]).
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        if let Some(s) = self.cached() {
+            return s;
         }
         // One scrape rebuilds; concurrent ones wait for it and then share its result.
         let _rebuilding = self.rebuild.lock().unwrap_or_else(|e| e.into_inner());
@@ -312,17 +450,13 @@ impl Exposition {
             )
         } else {
             let plain = self.encode_process();
-            let mut deflate = DeflateEncoder::new(Vec::with_capacity(1024), level());
-            let _ = deflate.write_all(&plain);
-            let deflate = deflate.finish().unwrap_or_default();
-            (plain, Bytes::from(deflate), Some(Instant::now()))
+            let deflate = Bytes::from(gzip::last(&plain));
+            (plain, deflate, Some(Instant::now()))
         };
         let mut crc = main_crc.clone();
         crc.update(&process_plain);
         let total = main_len + process_plain.len();
-        let mut trailer = [0; 8];
-        trailer[..4].copy_from_slice(&crc.finalize().to_le_bytes());
-        trailer[4..].copy_from_slice(&(total as u32).to_le_bytes());
+        let trailer = gzip::trailer(crc.finalize(), total);
         let plain = main_plain.map(|m| {
             let mut p = Vec::with_capacity(total);
             p.extend_from_slice(&m);
@@ -344,8 +478,14 @@ impl Exposition {
             },
             process_at,
         });
+        snapshot.check();
         drop(old);
-        *self.cache.write().unwrap_or_else(|e| e.into_inner()) = snapshot.clone();
+        let mut cache = self.cache.write().unwrap_or_else(|e| e.into_inner());
+        debug_assert!(
+            main_fresh || (cache.generation.is_none() && cache.main_deflate.is_empty()),
+            "one body at a time: the cache held no registry text while it was rebuilt"
+        );
+        *cache = snapshot.clone();
         snapshot
     }
 
@@ -356,31 +496,29 @@ impl Exposition {
         // doubled (and half wasted) on the way.
         let capacity = previous + previous / 16 + 4096;
         let mut tee = Tee {
-            deflate: DeflateEncoder::new(Vec::with_capacity(capacity), level()),
-            crc: crc32fast::Hasher::new(),
-            len: 0,
+            open: gzip::Open::new(capacity),
             plain: Some(Vec::new()),
         };
         // Writing to memory fails only on a compressor bug; the text is then cut short.
         if let Err(e) = self.registry.write_to(&mut tee) {
             tracing::error!(error = %e, "cannot compress the exposition");
         }
-        // A sync flush ends the stream on a byte boundary without finishing it, so
-        // that the process metrics' stream can follow.
-        if let Err(e) = tee.deflate.flush() {
+        // The process metrics' stream follows this one (see `gzip.rs`).
+        let closed = tee.open.close().unwrap_or_else(|e| {
             tracing::error!(error = %e, "cannot compress the exposition");
-        }
-        let mut deflate = std::mem::take(tee.deflate.get_mut());
+            gzip::Closed::empty()
+        });
+        let (mut deflate, crc, len) = (closed.deflate, closed.crc, closed.len);
         if deflate.capacity() > deflate.len() + deflate.len() / 8 + 4096 {
             deflate.shrink_to_fit();
         }
         crate::heap::release_freed();
-        (
-            Bytes::from(deflate),
-            tee.crc,
-            tee.len,
-            tee.plain.map(Bytes::from),
-        )
+        self.held.fetch_add(1, Ordering::AcqRel);
+        let deflate = Bytes::from_owner(Counted {
+            bytes: deflate,
+            alive: self.held.clone(),
+        });
+        (deflate, crc, len, tee.plain.map(Bytes::from))
     }
 
     /// Whether the cached registry text and the cached process text are current.
@@ -399,3 +537,23 @@ impl Exposition {
         Bytes::from(buf)
     }
 }
+
+/// Lower the calling thread's CPU priority (nice 5). On Linux the nice value belongs to
+/// a thread: `setpriority(PRIO_PROCESS, 0, …)` changes the calling one only. Where the
+/// call is refused (a seccomp filter, say) the thread keeps the default priority.
+#[cfg(target_os = "linux")]
+fn lower_priority() {
+    extern "C" {
+        fn setpriority(
+            which: std::ffi::c_int,
+            who: std::ffi::c_uint,
+            prio: std::ffi::c_int,
+        ) -> std::ffi::c_int;
+    }
+    const PRIO_PROCESS: std::ffi::c_int = 0;
+    // SAFETY: setpriority only changes a scheduling attribute of the calling thread.
+    let _ = unsafe { setpriority(PRIO_PROCESS, 0, 5) };
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lower_priority() {}

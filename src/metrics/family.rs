@@ -358,76 +358,95 @@ impl FamilyOps for Family {
     }
 
     fn encode(&self, out: &mut Vec<u8>, flush: &mut dyn FnMut(&mut Vec<u8>)) {
-        let mut series = self.lock();
-        series.merge();
-        if series.len() == 0 {
-            return;
-        }
-        let symbols = self.lock_symbols();
-        out.extend_from_slice(self.header.as_bytes());
-        self.for_each_sorted(&series, &symbols, &mut |key, value| {
-            self.write_series(&symbols, key, None, value, out);
+        let heads = {
+            let mut series = self.lock();
+            series.merge();
+            if series.len() == 0 {
+                return;
+            }
+            let symbols = self.lock_symbols();
+            out.extend_from_slice(self.header.as_bytes());
+            if self.arity() == 0 {
+                let (_, values) = series.sorted();
+                self.write_series(&symbols, &[], None, values[0], out);
+                return;
+            }
+            self.group_heads(&series, &symbols)
+        };
+        // The locks are held for a piece of text at a time and let go before `flush`
+        // (which compresses): a write waits for one piece, never for the family.
+        let mut next = 0;
+        while next < heads.len() {
+            let start = out.len();
+            {
+                let series = self.lock();
+                let symbols = self.lock_symbols();
+                let mut group = Vec::new();
+                while next < heads.len() && out.len() - start < CHUNK {
+                    self.sorted_group(&series, &symbols, &heads[next], &mut group);
+                    for &(key, value) in &group {
+                        self.write_series(&symbols, key, None, value, out);
+                    }
+                    group.clear();
+                    next += 1;
+                }
+            }
             if out.len() >= CHUNK {
                 flush(out);
             }
-        });
+        }
     }
 }
 
 impl Family {
-    /// Call `f` with every series of `series` (merged: see [`Series::merge`]) in the
-    /// order of the text: by label values.
-    pub(super) fn for_each_sorted(
-        &self,
-        series: &Series,
-        symbols: &Symbols,
-        f: &mut dyn FnMut(&[u32], f64),
-    ) {
-        let (keys, values) = series.sorted();
+    /// The text is ordered by label values, first label (in key order) first. A
+    /// *group* is the series of one value of the first label; this lists the groups'
+    /// values in text order (after [`Series::merge`]; the family has labels). Values,
+    /// not symbols: the encoder lets go of the locks between groups, and a symbol may be
+    /// released and given to another value meanwhile.
+    pub(super) fn group_heads(&self, series: &Series, symbols: &Symbols) -> Vec<Arc<str>> {
+        debug_assert!(self.arity() > 0);
+        let (keys, _) = series.sorted();
         let n = self.arity();
-        if n == 0 {
-            if let Some(&v) = values.first() {
-                f(&[], v);
+        let mut heads: Vec<Arc<str>> = Vec::new();
+        let mut last = None;
+        for key in keys.chunks_exact(n) {
+            if last != Some(key[0]) {
+                last = Some(key[0]);
+                heads.push(symbols.shared(key[0]));
             }
+        }
+        heads.sort_unstable();
+        heads
+    }
+
+    /// Fill `group` (empty) with the live series of the group whose first label is
+    /// `head`, in text order: by the other labels' values.
+    pub(super) fn sorted_group<'a>(
+        &self,
+        series: &'a Series,
+        symbols: &Symbols,
+        head: &str,
+        group: &mut Vec<(&'a [u32], f64)>,
+    ) {
+        debug_assert!(group.is_empty());
+        let Some(id) = symbols.find(head) else {
             return;
-        }
-        // Keys are ordered by symbol; the text is ordered by label values. The series
-        // of one first symbol are adjacent: sort these groups by the first label's
-        // value, then each group by the other labels' values. What this allocates is an
-        // index per group and per series of the largest group, not per series.
-        let key = |i: u32| &keys[i as usize * n..(i as usize + 1) * n];
-        let mut groups: Vec<u32> = Vec::new();
-        for i in 0..values.len() {
-            if i == 0 || keys[i * n] != keys[(i - 1) * n] {
-                groups.push(u32::try_from(i).expect("fewer than 2^32 series"));
-            }
-        }
-        groups.sort_unstable_by(|&a, &b| symbols.get(key(a)[0]).cmp(symbols.get(key(b)[0])));
-        let mut group: Vec<u32> = Vec::new();
-        for &start in &groups {
-            let first = key(start)[0];
-            let end = (start + 1..values.len() as u32)
-                .find(|&i| key(i)[0] != first)
-                .unwrap_or(values.len() as u32);
-            group.clear();
-            group.extend(start..end);
-            if n > 1 && group.len() > 1 {
-                group.sort_unstable_by(|&a, &b| {
-                    let (a, b) = (key(a), key(b));
-                    for pos in 1..n {
-                        if a[pos] != b[pos] {
-                            let o = symbols.get(a[pos]).cmp(symbols.get(b[pos]));
-                            if o != CmpOrdering::Equal {
-                                return o;
-                            }
+        };
+        group.extend(series.with_first(id));
+        let n = self.arity();
+        if n > 1 && group.len() > 1 {
+            group.sort_unstable_by(|(a, _), (b, _)| {
+                for pos in 1..n {
+                    if a[pos] != b[pos] {
+                        let o = symbols.get(a[pos]).cmp(symbols.get(b[pos]));
+                        if o != CmpOrdering::Equal {
+                            return o;
                         }
                     }
-                    CmpOrdering::Equal
-                });
-            }
-            for &i in &group {
-                f(key(i), values[i as usize]);
-            }
+                }
+                CmpOrdering::Equal
+            });
         }
     }
 }

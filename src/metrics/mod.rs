@@ -13,12 +13,14 @@
 //!
 //! One file per owner: [`symbols`] (label values), [`series`] (one family's series),
 //! [`family`] (a family's lookups and text), [`registry`] (the families), [`handles`]
-//! (what collectors write through), [`exposition`] (the cached body).
+//! (what collectors write through), [`exposition`] (the cached body), [`gzip`] (its
+//! framing).
 
 #[cfg(test)]
 mod count;
 mod exposition;
 mod family;
+mod gzip;
 mod handles;
 mod prefilled;
 mod registry;
@@ -312,6 +314,109 @@ mod tests {
             t.contains(r#"t_fam{account="acc2",b="1",c="c",d="d",e="e",f="f"} 3"#),
             "{t}"
         );
+    }
+
+    /// While the encoder hands a piece of text to its sink (the compressor, which may
+    /// take long), writes to the family being encoded and new label values go through:
+    /// the locks are held for a piece, never across the sink.
+    #[test]
+    fn writes_never_wait_for_the_sink_of_an_encode() {
+        use std::sync::mpsc;
+        use std::time::Duration;
+        struct Stuck {
+            entered: mpsc::Sender<()>,
+            release: mpsc::Receiver<()>,
+            text: Vec<u8>,
+        }
+        impl std::io::Write for Stuck {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                if self.text.is_empty() {
+                    let _ = self.entered.send(());
+                    let _ = self.release.recv();
+                }
+                self.text.extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let registry = Registry::new();
+        let fam = GaugeFamily::new(&registry, "t_amount", "Amount.", &["package"]);
+        let errors = CounterVec::prefilled(
+            &registry,
+            "t_errors_total",
+            "Errors.",
+            &["account", "reason"],
+            &["a", "b"],
+        );
+        for a in 0..400 {
+            let account = format!("account-{a:03}");
+            fam.replace(&account, (0..10).map(|p| (vec![format!("p{p}")], 1.0)));
+            errors.with_label_values(&[&account, "a"]).inc();
+        }
+        let (entered, entered_rx) = mpsc::channel();
+        let (release_tx, release) = mpsc::channel();
+        let encoder = {
+            let registry = registry.clone();
+            std::thread::spawn(move || {
+                let mut sink = Stuck {
+                    entered,
+                    release,
+                    text: Vec::new(),
+                };
+                registry.write_to(&mut sink).unwrap();
+                String::from_utf8(sink.text).unwrap()
+            })
+        };
+        entered_rx.recv().unwrap();
+        // The sink is stuck in the middle of `t_amount` (its text is ~250 kB).
+        let (done_tx, done) = mpsc::channel();
+        let writer = std::thread::spawn(move || {
+            fam.replace("account-000", [(vec!["p0".to_string()], 5.0)]);
+            fam.replace("account-new", [(vec!["p-new".to_string()], 2.0)]);
+            fam.clear("account-399");
+            errors.with_label_values(&["account-001", "b"]).inc();
+            done_tx.send(()).unwrap();
+        });
+        let waited = done.recv_timeout(Duration::from_secs(20));
+        release_tx.send(()).unwrap();
+        writer.join().unwrap();
+        let text = encoder.join().unwrap();
+        assert!(waited.is_ok(), "a write waited for the encoder's sink");
+        // The encode went on after the writes, over the family as it then was.
+        assert!(text.contains("t_amount{account=\"account-398\",package=\"p9\"} 1\n"));
+        assert!(!text.contains("t_amount{account=\"account-399\""));
+        assert!(text.contains("t_errors_total{account=\"account-001\",reason=\"b\"} 1\n"));
+    }
+
+    /// Scrapes that find the exposition stale together share one rebuild.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_scrapes_share_one_rebuild() {
+        let registry = Registry::new();
+        let fam = GaugeFamily::new(&registry, "t_amount", "Amount.", &["package"]);
+        let exp = Exposition::new(registry);
+        for round in 1..=3 {
+            for a in 0..300 {
+                let series = (0..10).map(|p| (vec![format!("p{p}")], f64::from(round)));
+                fam.replace(&format!("account-{a}"), series);
+            }
+            let before = exp.encodes();
+            let scrapes: Vec<_> = (0..8)
+                .map(|_| {
+                    let exp = exp.clone();
+                    tokio::spawn(async move { exp.current().await })
+                })
+                .collect();
+            let mut snapshots = Vec::new();
+            for s in scrapes {
+                snapshots.push(s.await.unwrap());
+            }
+            assert_eq!(exp.encodes(), before + 1, "round {round}");
+            assert!(snapshots
+                .iter()
+                .all(|s| s.compressed_main().as_ptr() == snapshots[0].compressed_main().as_ptr()));
+        }
     }
 
     fn gunzip(body: &[u8]) -> Vec<u8> {

@@ -12,6 +12,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 use super::family::{Family, FamilyOps, Kind, CHUNK};
+use super::series::Series;
 use super::symbols::Symbols;
 
 pub(super) struct Prefilled {
@@ -146,34 +147,77 @@ impl FamilyOps for Prefilled {
     fn encode(&self, out: &mut Vec<u8>, flush: &mut dyn FnMut(&mut Vec<u8>)) {
         // Lock order: `counts`' series, the roster's, then the symbols (every other
         // path takes one family's series and then the symbols, never two families').
-        let mut counts = self.counts.lock();
-        counts.merge();
-        let mut roster = self.roster.lock();
-        roster.merge();
-        if roster.len() == 0 {
-            return;
-        }
-        let symbols = self.counts.lock_symbols();
-        let fixed_ids: Vec<Option<u32>> = self.fixed.iter().map(|v| symbols.find(v)).collect();
-        out.extend_from_slice(self.counts.header.as_bytes());
-        let mut key: Vec<u32> = Vec::with_capacity(self.fixed_at + 1);
-        self.roster
-            .for_each_sorted(&roster, &symbols, &mut |others, _| {
-                for (value, id) in self.fixed.iter().zip(&fixed_ids) {
-                    let counted = id.and_then(|id| {
-                        key.clear();
-                        key.extend_from_slice(others);
-                        key.push(id);
-                        counts.find(&key)
-                    });
-                    let v = counted.map_or(0.0, |slot| counts.value(slot));
-                    self.counts
-                        .write_series(&symbols, others, Some(value), v, out);
-                    if out.len() >= CHUNK {
-                        flush(out);
+        let heads = {
+            let mut counts = self.counts.lock();
+            counts.merge();
+            let mut roster = self.roster.lock();
+            roster.merge();
+            if roster.len() == 0 {
+                return;
+            }
+            out.extend_from_slice(self.counts.header.as_bytes());
+            if self.fixed_at == 0 {
+                let symbols = self.counts.lock_symbols();
+                let ids = self.fixed_ids(&symbols);
+                self.write_fixed((&counts, &symbols, &ids), &[], out);
+                return;
+            }
+            self.roster
+                .group_heads(&roster, &self.counts.lock_symbols())
+        };
+        // As in `Family::encode`: the locks are let go before each `flush`.
+        let mut next = 0;
+        while next < heads.len() {
+            let start = out.len();
+            {
+                let counts = self.counts.lock();
+                let roster = self.roster.lock();
+                let symbols = self.counts.lock_symbols();
+                let ids = self.fixed_ids(&symbols);
+                let mut group = Vec::new();
+                while next < heads.len() && out.len() - start < CHUNK {
+                    self.roster
+                        .sorted_group(&roster, &symbols, &heads[next], &mut group);
+                    for &(others, _) in &group {
+                        self.write_fixed((&counts, &symbols, &ids), others, out);
                     }
+                    group.clear();
+                    next += 1;
                 }
+            }
+            if out.len() >= CHUNK {
+                flush(out);
+            }
+        }
+    }
+}
+
+impl Prefilled {
+    /// The symbols of the fixed values (none for a value nothing counted yet).
+    fn fixed_ids(&self, symbols: &Symbols) -> Vec<Option<u32>> {
+        self.fixed.iter().map(|v| symbols.find(v)).collect()
+    }
+
+    /// The series of the roster entry `others`, one per fixed value (whose symbols are
+    /// `ids`), 0 where uncounted.
+    fn write_fixed(
+        &self,
+        (counts, symbols, ids): (&Series, &Symbols, &[Option<u32>]),
+        others: &[u32],
+        out: &mut Vec<u8>,
+    ) {
+        let mut key: Vec<u32> = Vec::with_capacity(self.fixed_at + 1);
+        for (value, id) in self.fixed.iter().zip(ids) {
+            let counted = id.and_then(|id| {
+                key.clear();
+                key.extend_from_slice(others);
+                key.push(id);
+                counts.find(&key)
             });
+            let v = counted.map_or(0.0, |slot| counts.value(slot));
+            self.counts
+                .write_series(symbols, others, Some(value), v, out);
+        }
     }
 }
 

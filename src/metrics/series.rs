@@ -456,6 +456,17 @@ impl Series {
         })
     }
 
+    /// The live series whose first symbol is `id` (`arity` > 0) with their values, run
+    /// by run: one range of each run, so the cost is theirs, not the family's.
+    pub(super) fn with_first(&self, id: u32) -> impl Iterator<Item = (&[u32], f64)> {
+        let a = self.arity;
+        self.runs.iter().flat_map(move |r| {
+            r.first_is(a, id)
+                .filter(|&i| !r.is_dead(i))
+                .map(move |i| (r.key(a, i), r.values[i]))
+        })
+    }
+
     /// Merge every run into `main` and drop the removed series: afterwards every series
     /// is in [`Series::sorted`], in key order, and no other run holds memory.
     pub(super) fn merge(&mut self) {

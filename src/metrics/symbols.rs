@@ -52,4 +52,9 @@ impl Symbols {
     pub(super) fn get(&self, id: u32) -> &str {
         &self.values[id as usize].0
     }
+
+    /// The value of `id`, shared: it stays readable after the lock is let go.
+    pub(super) fn shared(&self, id: u32) -> Arc<str> {
+        self.values[id as usize].0.clone()
+    }
 }

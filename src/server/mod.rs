@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod body;
+mod stall;
 
 pub use body::{accepts_gzip, Body};
 
@@ -39,6 +40,8 @@ pub struct ServerState {
     pub readiness: Arc<Readiness>,
     pub telemetry_path: String,
     pub reload: mpsc::Sender<ReloadRequest>,
+    /// `--web.enable-lifecycle`: without it `POST /-/reload` answers 403.
+    pub enable_lifecycle: bool,
     /// TLS and basic auth (`--web.config.file`); `None` serves plain, open HTTP.
     pub web: Option<Arc<WebConfigFile>>,
     pub limits: ServerLimits,
@@ -60,6 +63,9 @@ pub struct ServerLimits {
     pub max_headers: usize,
     /// Largest request body announced; larger → 413. No endpoint reads a body.
     pub max_body_bytes: u64,
+    /// A response the client takes no byte of for this long is dropped, with its
+    /// connection (see `stall.rs`).
+    pub send_timeout: Duration,
 }
 
 impl Default for ServerLimits {
@@ -70,6 +76,7 @@ impl Default for ServerLimits {
             max_header_bytes: 16 * 1024,
             max_headers: 64,
             max_body_bytes: 16 * 1024,
+            send_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -118,6 +125,7 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
+        let stream = stall::SendDeadline::new(stream, limits.send_timeout);
         // The TLS settings in force when the connection arrives (certificates can
         // be rotated while running).
         let tls = state.web.as_ref().and_then(|w| w.current().tls().cloned());
@@ -256,7 +264,7 @@ async fn route(req: Request<Incoming>, state: &ServerState, landing: Bytes) -> R
         if !get {
             return method_not_allowed("GET, HEAD");
         }
-        return metrics(&req, state);
+        return metrics(&req, state).await;
     }
     match path {
         "/" if get => response(StatusCode::OK, "text/html; charset=utf-8", landing),
@@ -272,6 +280,10 @@ async fn route(req: Request<Incoming>, state: &ServerState, landing: Bytes) -> R
             }
         }
         "/status" if get => status_page(&req, state),
+        "/-/reload" if req.method() == Method::POST && !state.enable_lifecycle => text(
+            StatusCode::FORBIDDEN,
+            "Lifecycle API is not enabled: start with --web.enable-lifecycle (SIGHUP reloads either way)\n",
+        ),
         "/-/reload" if req.method() == Method::POST => reload(state).await,
         "/-/reload" => method_not_allowed("POST"),
         "/" | "/-/healthy" | "/-/ready" | "/status" => method_not_allowed("GET, HEAD"),
@@ -313,14 +325,14 @@ fn status_page(req: &Request<Incoming>, state: &ServerState) -> Response<Body> {
 }
 
 /// The cached exposition, gzip-compressed when the request accepts it.
-fn metrics(req: &Request<Incoming>, state: &ServerState) -> Response<Body> {
+async fn metrics(req: &Request<Incoming>, state: &ServerState) -> Response<Body> {
     let gzip = req
         .headers()
         .get_all(ACCEPT_ENCODING)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .any(accepts_gzip);
-    let snapshot = state.exposition.snapshot();
+    let snapshot = state.exposition.current().await;
     let (body, len) = if gzip {
         (Body::parts(snapshot.gzip_parts()), snapshot.gzip_len())
     } else if let Some(plain) = snapshot.plain() {

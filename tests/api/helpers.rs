@@ -142,9 +142,14 @@ impl TestApp {
     }
 }
 
-/// Build and run the exporter with `source`.
+/// Build and run the exporter with `source`, `POST /-/reload` allowed (as with
+/// `--web.enable-lifecycle`; [`spawn_settings`] with [`Settings::new`] leaves it off).
 pub async fn spawn_with(source: ConfigSource) -> TestApp {
-    spawn_settings(Settings::new(source, "127.0.0.1:0")).await
+    spawn_settings(Settings {
+        enable_lifecycle: true,
+        ..Settings::new(source, "127.0.0.1:0")
+    })
+    .await
 }
 
 /// Build and run the exporter with `settings`.

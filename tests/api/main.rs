@@ -9,6 +9,7 @@ mod golden;
 mod helpers;
 mod history;
 mod reload;
+mod serving;
 mod shards;
 mod spend;
 mod status;

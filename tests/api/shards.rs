@@ -34,6 +34,7 @@ async fn a_shard_polls_only_its_accounts_also_after_a_reload() {
     let shard = Shard::new(1, 3).unwrap();
     let app = spawn_settings(Settings {
         shard,
+        enable_lifecycle: true,
         ..Settings::new(ConfigSource::File(path.clone()), "127.0.0.1:0")
     })
     .await;

@@ -204,10 +204,10 @@ async fn invalid_reload_is_rejected_and_the_old_config_keeps_running() {
     let path = dir.join("config.yaml");
     let good = balance_only(&sim.base_url(), &format!("token: {ACE_TOKEN}"), "1m");
     write(&path, &good);
-    let app = TestApp::spawn(Settings::new(
-        ConfigSource::File(path.clone()),
-        "127.0.0.1:0",
-    ))
+    let app = TestApp::spawn(Settings {
+        enable_lifecycle: true,
+        ..Settings::new(ConfigSource::File(path.clone()), "127.0.0.1:0")
+    })
     .await;
     eventually(|| async { value(&app.metrics().await, CREDITS) })
         .await

@@ -129,7 +129,11 @@ async fn run(format: &str) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_balance-exporter"))
         .args(["--config.file", config_path.to_str().unwrap()])
         .args(["--web.config.file", web_path.to_str().unwrap()])
-        .args(["--web.listen-address", "127.0.0.1:0"])
+        .args([
+            "--web.listen-address",
+            "127.0.0.1:0",
+            "--web.enable-lifecycle",
+        ])
         .args(["--log.level", "debug", "--log.format", format])
         .env(ENV_NAME, ACE_ENV)
         .env_remove("RUST_LOG")
