@@ -2,7 +2,7 @@
 # Builds every release artefact into target/dist/, with their SHA-256 sums:
 #
 #   balance-exporter-<version>.linux-<arch>.tar.gz      static (musl) binary, README, example configuration
-#   balance-exporter_<version>-1_<arch>.deb             Debian package (amd64: the glibc build; arm64: the static binary)
+#   balance-exporter_<version>-1_<arch>.deb             Debian package (the glibc build: x86_64- and aarch64-unknown-linux-gnu)
 #   balance-exporter-<version>.linux-<arch>.image.tar   container image balance-exporter:<version> (docker-archive)
 #   SHA256SUMS
 #
@@ -30,8 +30,14 @@ revision=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 # them and everything above them.
 epoch=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}
 
-# Debian architecture -> Rust target.
+# Debian architecture -> Rust target of the static binary (tarball, image) and
+# of the package's binary (glibc, linked against Debian's libc6; amd64 is the
+# host's plain `cargo build`).
 declare -A rust_target=([amd64]=x86_64-unknown-linux-musl [arm64]=aarch64-unknown-linux-musl)
+declare -A deb_target=([amd64]="" [arm64]=aarch64-unknown-linux-gnu)
+# The arm64 package's libc6 dependency (Cargo.toml, variant arm64): dpkg-shlibdeps
+# cannot compute it on amd64, so the build checks the binary needs no newer glibc.
+arm64_glibc=2.34
 arches=(amd64 arm64)
 
 log() { printf '\n--> %s\n' "$*"; }
@@ -55,8 +61,9 @@ install_tools() {
   fi
   local installed
   installed=$(rustup target list --installed)
-  for arch in "${arches[@]}"; do
-    grep -qx "${rust_target[$arch]}" <<<"$installed" || rustup target add "${rust_target[$arch]}"
+  local target
+  for target in "${rust_target[@]}" "${deb_target[@]}"; do
+    [[ -z $target ]] || grep -qx "$target" <<<"$installed" || rustup target add "$target"
   done
   if [[ $("$tools/bin/cargo-deb" --version 2>/dev/null) != *" $cargo_deb_version" ]]; then
     echo "installing cargo-deb $cargo_deb_version into $tools"
@@ -76,6 +83,18 @@ build_binaries() {
   CC_aarch64_unknown_linux_musl=aarch64-linux-gnu-gcc \
     CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=aarch64-linux-gnu-gcc \
     cargo build --locked --release --target aarch64-unknown-linux-musl
+  log "cargo build --release --target aarch64-unknown-linux-gnu (the arm64 package)"
+  CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc \
+    CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
+    cargo build --locked --release --target aarch64-unknown-linux-gnu
+  local needed
+  needed=$(readelf -W --dyn-syms target/aarch64-unknown-linux-gnu/release/balance-exporter |
+    grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//' | sort -uV | tail -n 1)
+  if [[ $(printf '%s\n' "$needed" "$arm64_glibc" | sort -V | tail -n 1) != "$arm64_glibc" ]]; then
+    echo "the arm64 binary needs glibc $needed; Cargo.toml's arm64 variant says libc6 (>= $arm64_glibc)" >&2
+    return 1
+  fi
+  grep -qF "libc6 (>= $arm64_glibc)" Cargo.toml
   local arch bin
   for arch in "${arches[@]}"; do
     bin=target/${rust_target[$arch]}/release/balance-exporter
@@ -112,7 +131,7 @@ build_debs() {
     if [[ $arch == amd64 ]]; then
       PATH="$tools/bin:$PATH" cargo deb --no-build --no-strip --output "$dist/"
     else
-      PATH="$tools/bin:$PATH" cargo deb --no-build --no-strip --variant static --target "${rust_target[$arch]}" --output "$dist/"
+      PATH="$tools/bin:$PATH" cargo deb --no-build --no-strip --variant "$arch" --target "${deb_target[$arch]}" --output "$dist/"
     fi
   done
 }
@@ -139,7 +158,7 @@ buildah_() {
 }
 
 build_images() {
-  local arch ctx created tag
+  local arch ctx created id
   created=$(date -u -d "@$epoch" +%Y-%m-%dT%H:%M:%SZ)
   rm -rf "$work/containers"
   for arch in "${arches[@]}"; do
@@ -149,14 +168,15 @@ build_images() {
     mkdir -p "$ctx"
     cp -r deploy/docker/rootfs/etc "$ctx/"
     cp "target/${rust_target[$arch]}/release/balance-exporter" "$ctx/"
-    tag=balance-exporter:$version
+    # Built unnamed, named only in the archive: a local name (localhost/…)
+    # would be stored there too.
     buildah_ bud --quiet --isolation chroot --platform "linux/$arch" --timestamp "$epoch" \
       --build-arg "VERSION=$version" --build-arg "REVISION=$revision" --build-arg "CREATED=$created" \
-      -f deploy/docker/Dockerfile.release -t "$tag" "$ctx" >/dev/null
+      --iidfile "$work/iid-$arch" -f deploy/docker/Dockerfile.release "$ctx" >/dev/null
+    id=$(<"$work/iid-$arch")
     # The archive names the image as the Kubernetes manifests do.
-    buildah_ push --quiet "$tag" "docker-archive:$dist/balance-exporter-$version.linux-$arch.image.tar:balance-exporter:$version"
-    # The next architecture's image takes the same name.
-    buildah_ rmi "$tag" >/dev/null
+    buildah_ push --quiet "$id" "docker-archive:$dist/balance-exporter-$version.linux-$arch.image.tar:balance-exporter:$version"
+    buildah_ rmi "$id" >/dev/null
   done
   rm -rf "$work/containers"
 }
