@@ -61,6 +61,9 @@ bash scripts/status-page.sh "$BALANCE_EXPORTER_BIN"
 step "operations kit: rules, dashboard, Kubernetes, Docker, systemd (scripts/ops)"
 bash scripts/ops/test.sh
 
+step "release artefacts: Debian packages, images, arm64 (scripts/package-test.sh)"
+bash scripts/package-test.sh
+
 step "shellcheck"
 apt_install shellcheck
 shellcheck scripts/*.sh scripts/ops/*.sh .ci/run

@@ -162,7 +162,7 @@ check_kubernetes() {
 }
 
 check_dockerfile() {
-  "$tools/venv/bin/hadolint" --failure-threshold warning deploy/docker/Dockerfile
+  "$tools/venv/bin/hadolint" --failure-threshold warning deploy/docker/Dockerfile deploy/docker/Dockerfile.release
 }
 
 # systemd-analyze verify needs ExecStart's binary to exist: the unit is
