@@ -148,9 +148,9 @@ impl reqwest::dns::Resolve for SharedResolver {
 /// The shared upstream HTTP client. Cheap to clone: one pointer (every account holds
 /// one).
 #[derive(Clone)]
-pub struct Upstream(Arc<Shared>);
+pub struct Upstream(Arc<ClientCore>);
 
-struct Shared {
+struct ClientCore {
     client: reqwest::Client,
     in_flight: Semaphore,
     /// The bound `in_flight` stands for now (see [`Upstream::set_max_concurrent`]).
@@ -185,7 +185,7 @@ impl Upstream {
         let client = builder
             .build()
             .expect("a client with static settings builds");
-        Upstream(Arc::new(Shared {
+        Upstream(Arc::new(ClientCore {
             client,
             in_flight: Semaphore::new(opts.max_concurrent.max(1)),
             limit: Mutex::new(opts.max_concurrent.max(1)),

@@ -102,13 +102,13 @@ struct State {
     vendors: Vec<Box<dyn Vendor>>,
 }
 
-struct Shared {
+struct SimCore {
     state: Mutex<State>,
     /// Counts, logs and faults: the test surface (see [`control`]).
     recorder: control::Recorder,
 }
 
-impl Shared {
+impl SimCore {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panicking test thread must not take the simulator down with it.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -133,7 +133,7 @@ impl Drop for Server {
 /// or on [`Simulator::shutdown`].
 #[derive(Clone)]
 pub struct Simulator {
-    shared: Arc<Shared>,
+    shared: Arc<SimCore>,
     server: Arc<Server>,
 }
 
@@ -162,7 +162,7 @@ impl Simulator {
         socket.bind(addr)?;
         let listener = socket.listen(LISTEN_BACKLOG)?;
         let local = listener.local_addr()?;
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(SimCore {
             state: Mutex::new(State {
                 opts,
                 vendors: vendors::all(),
@@ -236,7 +236,7 @@ pub(crate) fn bearer(value: &str) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-async fn serve(listener: TcpListener, shared: Arc<Shared>, cancel: CancellationToken) {
+async fn serve(listener: TcpListener, shared: Arc<SimCore>, cancel: CancellationToken) {
     let graceful = GracefulShutdown::new();
     let mut builder = http1::Builder::new();
     builder.keep_alive(true);
@@ -271,7 +271,7 @@ fn header(req: &Request<Incoming>, name: hyper::header::HeaderName) -> Option<St
 }
 
 async fn handle(
-    shared: Arc<Shared>,
+    shared: Arc<SimCore>,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let _in_flight = shared.recorder.enter();

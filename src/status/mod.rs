@@ -187,7 +187,7 @@ pub struct Reload {
 
 /// Everything the page shows, at one moment.
 #[derive(Debug, Clone, Serialize)]
-pub struct Snapshot {
+pub struct StatusView {
     pub version: &'static str,
     /// Unix seconds now (the page's reference time).
     pub now: f64,
@@ -302,7 +302,7 @@ impl StatusBoard {
     }
 
     /// Everything, now.
-    pub fn snapshot(&self) -> Snapshot {
+    pub fn snapshot(&self) -> StatusView {
         let now = SystemTime::now();
         let tasks = {
             let map = self.rows.read().unwrap_or_else(|e| e.into_inner());
@@ -316,7 +316,7 @@ impl StatusBoard {
             tasks
         };
         let h = self.header();
-        Snapshot {
+        StatusView {
             version: crate::VERSION_LINE,
             now: unix(now),
             started: unix(self.started),

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::{ErrorInfo, Snapshot, State, TaskStatus};
+use super::{ErrorInfo, State, StatusView, TaskStatus};
 use crate::html::escape as esc;
 
 /// What the query string asks for.
@@ -73,7 +73,7 @@ impl Query {
 pub const HTML_ROWS: usize = 1000;
 
 /// Keep the rows the query asks for, problems first.
-pub fn filter(mut snap: Snapshot, q: &Query) -> Snapshot {
+pub fn filter(mut snap: StatusView, q: &Query) -> StatusView {
     snap.tasks.retain(|t| q.keeps(t));
     snap.tasks.sort_by(|a, b| {
         let rank = |s: State| State::ALL.iter().position(|x| *x == s);
@@ -86,7 +86,7 @@ pub fn filter(mut snap: Snapshot, q: &Query) -> Snapshot {
 }
 
 /// The JSON view.
-pub fn json(snap: &Snapshot) -> String {
+pub fn json(snap: &StatusView) -> String {
     let mut s = serde_json::to_string_pretty(snap).unwrap_or_else(|_| "{}".into());
     s.push('\n');
     s
@@ -147,7 +147,7 @@ td::before{content:attr(data-label);display:block;font-size:.75rem;color:#57606a
 
 /// The HTML view of `all` (the counts and the account list cover every row; the
 /// table shows the rows `q` asks for).
-pub fn html(all: Snapshot, q: &Query, telemetry_path: &str) -> String {
+pub fn html(all: StatusView, q: &Query, telemetry_path: &str) -> String {
     let mut o = String::with_capacity(8192);
     o.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n");
     o.push_str("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
@@ -176,7 +176,7 @@ pub fn html(all: Snapshot, q: &Query, telemetry_path: &str) -> String {
     o
 }
 
-fn header(o: &mut String, snap: &Snapshot, telemetry_path: &str) {
+fn header(o: &mut String, snap: &StatusView, telemetry_path: &str) {
     o.push_str("<dl class=\"head\">\n");
     let _ = writeln!(o, "<dt>Version</dt><dd>{}</dd>", esc(snap.version));
     let _ = writeln!(
@@ -213,7 +213,7 @@ fn header(o: &mut String, snap: &Snapshot, telemetry_path: &str) {
     o.push_str("</dl>\n");
 }
 
-fn counts(o: &mut String, snap: &Snapshot) {
+fn counts(o: &mut String, snap: &StatusView) {
     o.push_str("<p class=\"counts\">");
     for st in State::ALL {
         let n = snap.tasks.iter().filter(|t| t.state == st).count();
@@ -227,7 +227,7 @@ fn counts(o: &mut String, snap: &Snapshot) {
     o.push_str("<span><a href=\"/status\">all</a></span></p>\n");
 }
 
-fn filter_form(o: &mut String, snap: &Snapshot, q: &Query) {
+fn filter_form(o: &mut String, snap: &StatusView, q: &Query) {
     let mut accounts: Vec<&str> = snap.tasks.iter().map(|t| t.account.as_str()).collect();
     accounts.sort_unstable();
     accounts.dedup();
@@ -261,7 +261,7 @@ fn filter_form(o: &mut String, snap: &Snapshot, q: &Query) {
     o.push_str("</select></label>\n<button type=\"submit\">Filter</button></form>\n");
 }
 
-fn table(o: &mut String, snap: &Snapshot) {
+fn table(o: &mut String, snap: &StatusView) {
     o.push_str(
         "<table>\n<thead><tr><th>Account</th><th>Collector</th><th>State</th>\
          <th>Last success</th><th>Last attempt</th><th>Next attempt</th>\
