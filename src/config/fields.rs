@@ -88,6 +88,13 @@ impl<'p> Fields<'p> {
         self.problems.push(format!("{path}: {message}"));
     }
 
+    /// Whether a problem was already recorded about `key` of this mapping: a check that
+    /// compares it with another value skips it, so that one cause makes one problem.
+    pub fn has_problem(&self, key: &str) -> bool {
+        let prefix = format!("{}: ", self.key_path(key));
+        self.problems.iter().any(|p| p.starts_with(&prefix))
+    }
+
     /// Whether `key` is present (and not null).
     pub fn has(&self, key: &str) -> bool {
         self.map.get(key).is_some_and(|v| !v.is_null())
@@ -223,7 +230,10 @@ impl<'p> Fields<'p> {
                 .duration("max_staleness")
                 .unwrap_or(defaults.max_staleness.max(interval)),
         };
-        if t.timeout > t.interval {
+        // A value that did not parse stands in as its default; comparing that default
+        // with the other values would report problems the user never wrote.
+        let interval_ok = !self.has_problem("interval");
+        if interval_ok && !self.has_problem("timeout") && t.timeout > t.interval {
             self.problem(
                 "timeout",
                 format!(
@@ -233,7 +243,7 @@ impl<'p> Fields<'p> {
                 ),
             );
         }
-        if t.max_staleness < t.interval {
+        if interval_ok && !self.has_problem("max_staleness") && t.max_staleness < t.interval {
             self.problem(
                 "max_staleness",
                 format!(
