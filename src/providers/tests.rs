@@ -79,6 +79,7 @@ acedata:
     history: { page_size: 0 }
   - name: main
     token: b
+    interval: 1m
     timeout: 2m
 yeastar:
   - name: p
@@ -304,6 +305,10 @@ acedata:
     interval: 10s
     max_staleness: whenever
     usage_interval: 2h
+  - name: o
+    token: t
+    max_staleness: 3s
+    usage_interval: 2s
 "#;
     let text = from_yaml(yaml).unwrap_err().to_string();
     for needle in [
