@@ -99,6 +99,10 @@ fn listen_address_problem(given: &str) -> Option<String> {
     Some(format!("--web.listen-address={given}: {problem}"))
 }
 
+/// The endpoints the telemetry path must not take over (`/` may: the metrics then
+/// replace the landing page, as in other exporters).
+const OWN_PATHS: [&str; 4] = ["/-/healthy", "/-/ready", "/-/reload", "/status"];
+
 impl Cli {
     /// Check the command line's own values (shard flags, listen addresses, telemetry
     /// path): the shard this replica is, or every problem. `host_name` serves
@@ -127,6 +131,14 @@ impl Cli {
             problems.push(format!(
                 "--web.telemetry-path={}: must start with /",
                 self.telemetry_path
+            ));
+        } else if OWN_PATHS.contains(&self.telemetry_path.as_str()) {
+            // Served first, the metrics would hide that endpoint: a readiness probe on
+            // `/-/ready` would always pass.
+            problems.push(format!(
+                "--web.telemetry-path={}: is one of the exporter's own endpoints ({})",
+                self.telemetry_path,
+                OWN_PATHS.join(", ")
             ));
         }
         match shard {

@@ -700,3 +700,42 @@ fn config_check_names_every_problem_of_the_command_line() {
     );
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// A telemetry path on one of the exporter's own endpoints would hide it (a readiness
+/// probe on `/-/ready` would get the metrics and always pass): `--config.check` refuses
+/// it, as the start does with the same validation; `/` stays allowed (the metrics replace
+/// the landing page).
+#[test]
+fn telemetry_path_cannot_take_over_an_own_endpoint() {
+    let dir = scratch("telemetry-own");
+    let good = dir.join("good.yaml");
+    std::fs::write(&good, "acedata:\n  - name: a\n    token: x\n").unwrap();
+    for path in ["/-/ready", "/-/healthy", "/-/reload", "/status"] {
+        let out = Command::new(BIN)
+            .arg("--config.check")
+            .arg(format!("--web.telemetry-path={path}"))
+            .arg("--config.file")
+            .arg(&good)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{path} accepted:\n{err}");
+        assert!(
+            err.contains(&format!(
+                "--web.telemetry-path={path}: is one of the exporter's own endpoints"
+            )),
+            "{err}"
+        );
+    }
+    let out = Command::new(BIN)
+        .args(["--config.check", "--web.telemetry-path=/"])
+        .arg("--config.file")
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

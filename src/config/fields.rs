@@ -52,6 +52,7 @@ pub struct Fields<'p> {
     path: String,
     map: Map<String, Value>,
     problems: &'p mut Vec<String>,
+    unknown_timing: HashSet<&'static str>,
 }
 
 impl<'p> Fields<'p> {
@@ -61,6 +62,7 @@ impl<'p> Fields<'p> {
             path,
             map,
             problems,
+            unknown_timing: HashSet::new(),
         }
     }
 
@@ -86,6 +88,19 @@ impl<'p> Fields<'p> {
     /// Record a problem about a whole path (not one key of this mapping).
     pub fn problem_at(&mut self, path: &str, message: impl fmt::Display) {
         self.problems.push(format!("{path}: {message}"));
+    }
+
+    /// Whether a problem was already recorded at `path`.
+    fn has_problem_at(&self, path: &str) -> bool {
+        let prefix = format!("{path}: ");
+        self.problems.iter().any(|p| p.starts_with(&prefix))
+    }
+
+    /// Whether the timing value `key` (taken by [`Fields::timing`]) did not parse, here or
+    /// in `defaults` it fell back to: its stand-in is no value of the user's, so a check
+    /// comparing it with another value is skipped (one cause makes one problem).
+    pub fn timing_unknown(&self, key: &str) -> bool {
+        self.unknown_timing.contains(key)
     }
 
     /// Whether `key` is present (and not null).
@@ -212,6 +227,8 @@ impl<'p> Fields<'p> {
     /// Take `interval`, `timeout` and `max_staleness`, falling back to `defaults`,
     /// and check that they fit together.
     pub fn timing(&mut self, defaults: Timing) -> Timing {
+        const KEYS: [&str; 3] = ["interval", "timeout", "max_staleness"];
+        let given = KEYS.map(|k| self.has(k));
         let interval = self.duration("interval").unwrap_or(defaults.interval);
         // Unset values follow a short interval instead of contradicting it.
         let t = Timing {
@@ -223,7 +240,20 @@ impl<'p> Fields<'p> {
                 .duration("max_staleness")
                 .unwrap_or(defaults.max_staleness.max(interval)),
         };
-        if t.timeout > t.interval {
+        // A value that did not parse stands in as its default, here or inherited from
+        // `defaults`; comparing that stand-in would report problems the user never wrote.
+        for (key, given) in KEYS.into_iter().zip(given) {
+            let unknown = if given {
+                self.has_problem_at(&self.key_path(key))
+            } else {
+                self.path != "defaults" && self.has_problem_at(&format!("defaults.{key}"))
+            };
+            if unknown {
+                self.unknown_timing.insert(key);
+            }
+        }
+        let interval_ok = !self.timing_unknown("interval");
+        if interval_ok && !self.timing_unknown("timeout") && t.timeout > t.interval {
             self.problem(
                 "timeout",
                 format!(
@@ -233,7 +263,7 @@ impl<'p> Fields<'p> {
                 ),
             );
         }
-        if t.max_staleness < t.interval {
+        if interval_ok && !self.timing_unknown("max_staleness") && t.max_staleness < t.interval {
             self.problem(
                 "max_staleness",
                 format!(

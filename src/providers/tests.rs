@@ -79,6 +79,7 @@ acedata:
     history: { page_size: 0 }
   - name: main
     token: b
+    interval: 1m
     timeout: 2m
 yeastar:
   - name: p
@@ -282,4 +283,42 @@ acedata:
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
     }
     assert!(!text.contains(".ok"), "{text}");
+}
+
+/// A duration that does not parse is one problem: its stand-in default is not compared
+/// with the values around it (which would name an interval the user never wrote).
+#[test]
+fn a_duration_that_does_not_parse_is_one_problem() {
+    let yaml = r#"
+defaults:
+  interval: soon
+  timeout: 2m
+  max_staleness: 3s
+acedata:
+  - name: m
+    token: t
+    interval: later
+    max_staleness: 3s
+    usage_interval: 2s
+  - name: n
+    token: t
+    interval: 10s
+    max_staleness: whenever
+    usage_interval: 2h
+  - name: o
+    token: t
+    max_staleness: 3s
+    usage_interval: 2s
+"#;
+    let text = from_yaml(yaml).unwrap_err().to_string();
+    for needle in [
+        "(3 problems)",
+        "defaults.interval: is not a duration",
+        "acedata[0].interval: is not a duration",
+        "acedata[1].max_staleness: is not a duration",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+    assert!(!text.contains("the interval 1m"), "{text}");
+    assert!(!text.contains("max_staleness 1h"), "{text}");
 }

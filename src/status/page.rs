@@ -45,7 +45,15 @@ impl Query {
                         }
                     }
                 }
-                "format" => q.json = v.eq_ignore_ascii_case("json"),
+                "format" if v.eq_ignore_ascii_case("json") => q.json = true,
+                "format" if v.is_empty() || v.eq_ignore_ascii_case("html") => q.json = false,
+                // A script asking for another format would otherwise parse HTML.
+                "format" => {
+                    return Err(format!(
+                        "unknown format {}: the formats are html, json",
+                        v.trim()
+                    ))
+                }
                 _ => {}
             }
         }
@@ -377,6 +385,17 @@ mod tests {
             [State::NotYetRun]
         );
         assert_eq!(Query::parse(None), Ok(Query::default()));
+    }
+
+    #[test]
+    fn an_unknown_format_is_refused_naming_the_valid_ones() {
+        assert_eq!(
+            Query::parse(Some("format=xml")),
+            Err("unknown format xml: the formats are html, json".to_string())
+        );
+        assert!(!Query::parse(Some("format=html")).unwrap().json);
+        assert!(!Query::parse(Some("format=")).unwrap().json);
+        assert!(Query::parse(Some("format=JSON")).unwrap().json);
     }
 
     #[test]

@@ -208,7 +208,10 @@ impl AccountConfig {
 /// `usage_interval`: given, it must lie between the account's `interval` and its
 /// `max_staleness`; unset, it is the default brought into those bounds.
 fn usage_interval(f: &mut Fields<'_>, timing: Timing) -> Duration {
+    // Bounds that did not parse are unknown: only the value's own problem is reported.
+    let bounds_ok = !f.timing_unknown("interval") && !f.timing_unknown("max_staleness");
     match f.duration("usage_interval") {
+        Some(d) if !bounds_ok => d,
         Some(d) if d < timing.interval => {
             f.problem(
                 "usage_interval",

@@ -295,11 +295,18 @@ fn optional_timestamp<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D:
     parse_timestamp(&s).map(Some).map_err(D::Error::custom)
 }
 
-/// RFC 3339 text to Unix seconds.
+/// RFC 3339 text to Unix seconds, the double nearest to the exact time: the seconds and
+/// their fraction are read as one decimal (float division of the nanoseconds rounds
+/// twice, and would be a step off what a client computes from the same text).
 pub fn parse_timestamp(s: &str) -> Result<f64, String> {
     let t = time::OffsetDateTime::parse(s.trim(), &time::format_description::well_known::Rfc3339)
         .map_err(|e| format!("`{s}` is not an RFC 3339 time ({e})"))?;
-    Ok(t.unix_timestamp_nanos() as f64 / 1e9)
+    let nanos = t.unix_timestamp_nanos();
+    let sign = if nanos < 0 { "-" } else { "" };
+    let abs = nanos.unsigned_abs();
+    format!("{sign}{}.{:09}", abs / 1_000_000_000, abs % 1_000_000_000)
+        .parse::<f64>()
+        .map_err(|e| format!("`{s}` is not an RFC 3339 time ({e})"))
 }
 
 /// A decimal as a gauge value.
@@ -312,6 +319,26 @@ pub fn to_f64(d: Decimal) -> f64 {
 pub(crate) mod tests {
     use super::*;
     use rust_decimal::prelude::FromPrimitive;
+
+    /// A timestamp is the double nearest to its text, as a client reading the same text
+    /// computes it (microseconds, as the vendor writes them, and nanoseconds).
+    #[test]
+    fn timestamps_are_the_nearest_double() {
+        for micros in 0..2000 {
+            let text = format!("2026-12-05T10:46:20.{:06}Z", micros * 499 % 1_000_000);
+            let exact = format!("1796467580.{:06}", micros * 499 % 1_000_000);
+            assert_eq!(
+                parse_timestamp(&text),
+                Ok(exact.parse::<f64>().unwrap()),
+                "{text}"
+            );
+        }
+        assert_eq!(
+            parse_timestamp("2026-12-05T12:46:20.123456789+02:00"),
+            Ok("1796467580.123456789".parse::<f64>().unwrap())
+        );
+        assert_eq!(parse_timestamp("1969-12-31T23:59:58.5Z"), Ok(-1.5),);
+    }
 
     /// The answer of seed 000, verbatim.
     const SEED_BALANCE: &str = r#"{
