@@ -206,7 +206,9 @@ impl AccountConfig {
 }
 
 /// `usage_interval`: given, it must lie between the account's `interval` and its
-/// `max_staleness`; unset, it is the default brought into those bounds.
+/// `max_staleness`; unset, it is the default brought down to half of `max_staleness`
+/// (a poll's jitter and duration must fit before its values count as stale) and up to
+/// the `interval`.
 fn usage_interval(f: &mut Fields<'_>, timing: Timing) -> Duration {
     // Bounds that did not parse are unknown: only the value's own problem is reported.
     let bounds_ok = !f.timing_unknown("interval") && !f.timing_unknown("max_staleness");
@@ -236,7 +238,7 @@ fn usage_interval(f: &mut Fields<'_>, timing: Timing) -> Duration {
         }
         Some(d) => d,
         None => DEFAULT_USAGE_INTERVAL
-            .min(timing.max_staleness)
+            .min(timing.max_staleness / 2)
             .max(timing.interval),
     }
 }
@@ -306,7 +308,10 @@ mod spend_tests {
         let slow = account("    interval: 15m\n").unwrap();
         assert_eq!(slow.usage_interval, Duration::from_secs(900));
         let fresh = account("    interval: 30s\n    max_staleness: 2m\n").unwrap();
-        assert_eq!(fresh.usage_interval, Duration::from_secs(120));
+        assert_eq!(fresh.usage_interval, Duration::from_secs(60));
+        // Never as long as max_staleness: the values would vanish between two polls.
+        let tight = account("    interval: 1s\n    max_staleness: 3s\n").unwrap();
+        assert_eq!(tight.usage_interval, Duration::from_millis(1500));
     }
 
     #[test]
