@@ -172,6 +172,15 @@ async fn run(format: &str) {
         eventually(|| async { (get("/-/ready", Some(WEB_PASSWORD)).await.0 == 200).then_some(()) })
             .await;
     assert!(ready.is_some(), "{}", stderr.text());
+    // The applications collector's series, scraped while its values are fresh (they are
+    // withdrawn max_staleness after the token goes bad below).
+    let with_keys = eventually(|| async {
+        let body = get("/metrics", Some(WEB_PASSWORD)).await.1;
+        body.contains("acedata_credential_used_amount{")
+            .then_some(body)
+    })
+    .await;
+    bodies.push(with_keys.expect("the applications collector exported its series"));
 
     // Faults on every route, a few times each, in turn.
     for route in Route::all() {
