@@ -68,6 +68,11 @@ pub struct Settings {
     pub shard: Shard,
     /// `--web.enable-lifecycle`: whether `POST /-/reload` is allowed.
     pub enable_lifecycle: bool,
+    /// Where the scheduler, its attempts and their upstream connections run, and where
+    /// a reload reads the file: the binary's lower-priority runtime
+    /// ([`crate::priority::background_runtime`]), so that polling never delays a
+    /// request. `None` runs them on the caller's runtime (tests, embedding).
+    pub collect_on: Option<tokio::runtime::Handle>,
 }
 
 impl Settings {
@@ -83,6 +88,7 @@ impl Settings {
             providers: crate::providers::all(),
             shard: Shard::SINGLE,
             enable_lifecycle: false,
+            collect_on: None,
         }
     }
 }
@@ -230,7 +236,16 @@ impl Application {
 
         // Collectors first, so that readiness counts them before the first request.
         let shard = self.settings.shard;
-        let mut running = Running::start(self.config, shard, &self.providers, &shared);
+        let collect_on = self
+            .settings
+            .collect_on
+            .clone()
+            .unwrap_or_else(tokio::runtime::Handle::current);
+        let mut running = {
+            // The scheduler's driver task, and so every attempt it spawns, runs there.
+            let _on = collect_on.enter();
+            Running::start(self.config, shard, &self.providers, &shared)
+        };
         let stop = tokio_util::sync::CancellationToken::new();
         let watcher = self.web.as_ref().map(|w| w.watch(stop.clone()));
         let server = tokio::spawn(server::serve(
@@ -261,7 +276,7 @@ impl Application {
                 Some(reply) = reload_rx.recv() => {
                     // Reading the file is blocking work: off the async threads.
                     let (source, providers) = (self.settings.config.clone(), self.settings.providers.clone());
-                    let loaded = tokio::task::spawn_blocking(move || source.load(&providers))
+                    let loaded = collect_on.spawn_blocking(move || source.load(&providers))
                         .await
                         .unwrap_or_else(|e| Err(ConfigError { problems: vec![format!("reading the configuration failed: {e}")] }));
                     let result = match loaded {

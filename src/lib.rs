@@ -13,6 +13,7 @@ pub mod heap;
 pub mod html;
 pub mod listen;
 pub mod metrics;
+pub mod priority;
 pub mod provider;
 pub mod providers;
 pub mod readiness;

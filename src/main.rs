@@ -40,6 +40,7 @@ fn main() -> ExitCode {
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .thread_name("serve")
         .enable_all()
         .build()
     {
@@ -49,10 +50,21 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    runtime.block_on(run(cli, shard))
+    // Polling runs beside the server, at a lower CPU priority (see `priority.rs`).
+    let collecting = match balance_exporter::priority::background_runtime(2) {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the collectors' runtime");
+            return ExitCode::from(1);
+        }
+    };
+    let code = runtime.block_on(run(cli, shard, collecting.handle().clone()));
+    // In-flight attempts were cancelled with the scheduler; nothing there to wait for.
+    collecting.shutdown_background();
+    code
 }
 
-async fn run(cli: Cli, shard: Shard) -> ExitCode {
+async fn run(cli: Cli, shard: Shard, collect_on: tokio::runtime::Handle) -> ExitCode {
     let shutdown = shutdown_signal();
     let listen = if cli.systemd_socket {
         Listen::SystemdSocket
@@ -76,6 +88,7 @@ async fn run(cli: Cli, shard: Shard) -> ExitCode {
         listen,
         shard,
         enable_lifecycle: cli.enable_lifecycle,
+        collect_on: Some(collect_on),
         ..Settings::new(config, "")
     };
     let app = match Application::build(settings).await {

@@ -739,3 +739,60 @@ fn telemetry_path_cannot_take_over_an_own_endpoint() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The nice value and name of each thread of process `pid` (Linux `/proc`).
+#[cfg(target_os = "linux")]
+fn threads_of(pid: u32) -> Vec<(String, i32)> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let dir = task.unwrap().path();
+        let (Ok(comm), Ok(stat)) = (
+            std::fs::read_to_string(dir.join("comm")),
+            std::fs::read_to_string(dir.join("stat")),
+        ) else {
+            continue; // the thread ended meanwhile
+        };
+        // Fields after the command name's ')': state is field 3, nice field 19.
+        let rest = &stat[stat.rfind(')').unwrap() + 2..];
+        let nice = rest.split(' ').nth(16).unwrap().parse().unwrap();
+        out.push((comm.trim().to_string(), nice));
+    }
+    out
+}
+
+/// Polling runs on threads of its own at a lower CPU priority, so that on a busy
+/// machine requests get the cores first; the threads that answer requests keep the
+/// process's priority.
+#[cfg(target_os = "linux")]
+#[test]
+fn collectors_run_beside_the_server_at_a_lower_priority() {
+    let mut r = Running::start(&["--demo", "--web.listen-address", "127.0.0.1:0"]);
+    let addr = address_from(&r.wait_line("listening"));
+    let deadline = Instant::now() + PATIENCE;
+    while http_get(&addr, "/-/ready").0 != 200 {
+        assert!(Instant::now() < deadline, "demo never ready");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let pid = r.child.id();
+    let threads = threads_of(pid);
+    let base = threads
+        .iter()
+        .find(|(name, _)| name == "balance-exporte")
+        .map(|t| t.1)
+        .unwrap_or_else(|| panic!("no main thread in {threads:?}"));
+    let lowered = (base + 5).min(19);
+    let collect: Vec<_> = threads.iter().filter(|(n, _)| n == "collect").collect();
+    assert!(!collect.is_empty(), "no collect thread in {threads:?}");
+    assert!(
+        collect.iter().all(|(_, nice)| *nice == lowered),
+        "collect threads not at nice {lowered}: {threads:?}"
+    );
+    let serving: Vec<_> = threads.iter().filter(|(n, _)| n == "serve").collect();
+    assert!(!serving.is_empty(), "no server thread in {threads:?}");
+    assert!(
+        serving.iter().all(|(_, nice)| *nice == base),
+        "server threads not at nice {base}: {threads:?}"
+    );
+    let (status, _) = r.terminate();
+    assert!(status.success(), "exit status {status:?}");
+}

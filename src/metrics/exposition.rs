@@ -378,7 +378,7 @@ impl Exposition {
         let spawned = std::thread::Builder::new()
             .name("encoder".into())
             .spawn(move || {
-                lower_priority();
+                crate::priority::lower_current_thread();
                 while let Ok(job) = rx.recv() {
                     job();
                 }
@@ -537,23 +537,3 @@ impl Exposition {
         Bytes::from(buf)
     }
 }
-
-/// Lower the calling thread's CPU priority (nice 5). On Linux the nice value belongs to
-/// a thread: `setpriority(PRIO_PROCESS, 0, …)` changes the calling one only. Where the
-/// call is refused (a seccomp filter, say) the thread keeps the default priority.
-#[cfg(target_os = "linux")]
-fn lower_priority() {
-    extern "C" {
-        fn setpriority(
-            which: std::ffi::c_int,
-            who: std::ffi::c_uint,
-            prio: std::ffi::c_int,
-        ) -> std::ffi::c_int;
-    }
-    const PRIO_PROCESS: std::ffi::c_int = 0;
-    // SAFETY: setpriority only changes a scheduling attribute of the calling thread.
-    let _ = unsafe { setpriority(PRIO_PROCESS, 0, 5) };
-}
-
-#[cfg(not(target_os = "linux"))]
-fn lower_priority() {}
