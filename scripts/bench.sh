@@ -12,6 +12,8 @@
 #   BENCH_ROUNDS     wrk runs per server and connection count, alternating (default 3)
 #   BENCH_MUSL       0 to skip building and measuring the musl binary
 #   BENCH_ONLY_SCALE 1 to measure only section 6 (10,000 accounts, shards)
+#   BENCH_COLLECTORS section 6 only: the Ace Data Cloud collectors each account runs
+#                    (comma-separated, as balance-sim --collectors); default: all of them
 #
 # Everything runs on 127.0.0.1 and every process started here is stopped on exit.
 set -euo pipefail
@@ -345,8 +347,10 @@ median_of() {
     for i in 1 2 3 4 5; do "$@"; echo; done | sort -g | sed -n 3p
 }
 log "10000 accounts (+1000 Yeastar), concurrency 64"
+SCALE_COLLECTORS=()
+[[ -n "${BENCH_COLLECTORS:-}" ]] && SCALE_COLLECTORS=(--collectors "$BENCH_COLLECTORS")
 start_sim --acedata-accounts 10000 --yeastar-accounts 1000 --max-concurrent-requests 64 \
-    --interval 10m --config-out "$WORK/big.yaml"
+    --interval 10m --config-out "$WORK/big.yaml" "${SCALE_COLLECTORS[@]}"
 t0=$(now_ns)
 start_exporter "$EXPORTER_BIN" --config.file="$WORK/big.yaml"
 wait_ok "$EXP_URL/-/ready" 900 "$EXP_PID"
@@ -461,6 +465,7 @@ MiB=1048576
 echo
 echo "balance-exporter benchmark - $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, $("$EXPORTER_BIN" --version 2>/dev/null | head -1)"
 echo "wrk: median of $ROUNDS alternating runs of ${DURATION}s; /metrics body ${R[body]:-n/a} bytes (demo accounts); load average at start: ${LOAD_START}"
+echo "10,000-account collectors: ${BENCH_COLLECTORS:-all (the default)}"
 echo
 printf '| %-58s | %-26s | %-16s | %-4s |\n' "measure" "value" "target" "met"
 printf '|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..60})" "$(printf -- '-%.0s' {1..28})" "$(printf -- '-%.0s' {1..18})" "------"
