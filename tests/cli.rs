@@ -320,8 +320,9 @@ fn address_from(line: &str) -> String {
         .unwrap_or_else(|| panic!("no address in {line}"))
 }
 
-#[test]
-fn demo_serves_every_metric_and_exits_zero_on_sigterm() {
+/// `--demo` on a free loopback port, once it answers `/-/ready` with 200; and its
+/// address.
+fn demo_ready() -> (Running, String) {
     let mut r = Running::start(&["--demo", "--web.listen-address", "127.0.0.1:0"]);
     let addr = address_from(&r.wait_line("listening"));
     let deadline = Instant::now() + PATIENCE;
@@ -329,6 +330,12 @@ fn demo_serves_every_metric_and_exits_zero_on_sigterm() {
         assert!(Instant::now() < deadline, "demo never ready");
         std::thread::sleep(Duration::from_millis(50));
     }
+    (r, addr)
+}
+
+#[test]
+fn demo_serves_every_metric_and_exits_zero_on_sigterm() {
+    let (r, addr) = demo_ready();
     let (status, body) = http_get(&addr, "/metrics");
     assert_eq!(status, 200);
     for m in [
@@ -766,13 +773,7 @@ fn threads_of(pid: u32) -> Vec<(String, i32)> {
 #[cfg(target_os = "linux")]
 #[test]
 fn collectors_run_beside_the_server_at_a_lower_priority() {
-    let mut r = Running::start(&["--demo", "--web.listen-address", "127.0.0.1:0"]);
-    let addr = address_from(&r.wait_line("listening"));
-    let deadline = Instant::now() + PATIENCE;
-    while http_get(&addr, "/-/ready").0 != 200 {
-        assert!(Instant::now() < deadline, "demo never ready");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let (r, _) = demo_ready();
     let pid = r.child.id();
     let threads = threads_of(pid);
     let base = threads
