@@ -12,10 +12,26 @@ const PATIENCE: Duration = Duration::from_secs(60);
 
 const BIN: &str = env!("CARGO_BIN_EXE_balance-exporter");
 
-fn scratch(tag: &str) -> std::path::PathBuf {
+/// A directory of the test's own, removed when the test ends, failed or not.
+struct Scratch(std::path::PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scratch(tag: &str) -> Scratch {
     let p = std::env::temp_dir().join(format!("be-cli-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&p).unwrap();
-    p
+    Scratch(p)
 }
 
 #[test]
@@ -90,7 +106,6 @@ fn config_check_accepts_the_example_and_names_every_problem() {
         .unwrap();
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/balance.yaml"));
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// `--config.check` with a secret pasted under a key of every kind (duration, URL,
@@ -154,7 +169,6 @@ fn config_check_never_repeats_a_mistyped_value() {
             ),
         "{text}"
     );
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// At start-up a secret that cannot be had (a missing or empty file, an unset
@@ -195,7 +209,6 @@ fn an_unreadable_secret_at_start_up_exits_1() {
             "{source}: {err}"
         );
     }
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// A running binary whose stderr lines arrive on a channel.
@@ -416,7 +429,6 @@ fn failed_attempts_log_one_json_line_with_collector_account_reason() {
     let (status, lines) = r.terminate();
     assert!(status.success());
     assert!(!lines.join("\n").contains("do-not-print-me"));
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -587,7 +599,6 @@ fn config_check_validates_accounts_of_every_shard() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("acedata[20].tokn: unknown key"), "{err}");
     }
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// `POST /-/reload` needs `--web.enable-lifecycle` (403 naming the flag without it);
@@ -705,7 +716,6 @@ fn config_check_names_every_problem_of_the_command_line() {
         text.contains("command line is valid (shard 2 of 3)"),
         "{text}"
     );
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// A telemetry path on one of the exporter's own endpoints would hide it (a readiness

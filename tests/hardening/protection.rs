@@ -1,7 +1,7 @@
 //! `/metrics` protection (`--web.config.file`: TLS, client certificates, basic auth)
 //! and an HTTP server that stays up under abuse.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use balance_exporter::app::{Application, ConfigSource, Settings};
@@ -21,7 +21,7 @@ const PASSWORD: &str = "scrape-password-42";
 
 /// A CA, a server certificate for 127.0.0.1 signed by it, and a client certificate.
 struct Pki {
-    dir: PathBuf,
+    dir: TempDir,
     ca_pem: String,
     client_identity_pem: String,
 }
@@ -177,7 +177,6 @@ async fn tls_and_basic_auth_protect_every_path() {
         .unwrap();
     assert!(tls12.get(format!("{base}/metrics")).send().await.is_err());
     app.stop().await;
-    std::fs::remove_dir_all(&pki.dir).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -203,8 +202,6 @@ async fn client_certificates_are_verified() {
         .unwrap();
     assert!(stranger.get(&url).send().await.is_err());
     app.stop().await;
-    std::fs::remove_dir_all(&pki.dir).unwrap();
-    std::fs::remove_dir_all(&other.dir).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -244,7 +241,6 @@ async fn web_config_is_reread_when_it_changes() {
     // watcher (`web_config::watch`): it can tell that the file was read, which a
     // request from here cannot.
     app.stop().await;
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test]
@@ -280,7 +276,6 @@ async fn invalid_web_config_stops_the_start_with_every_problem_named() {
         assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
     }
     assert!(!text.contains("plain-text"), "{text}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Send `request` on `stream` and read one response with a `content-length`.
@@ -536,5 +531,4 @@ fn the_binary_rejects_an_invalid_web_config_at_check_and_at_start() {
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("web configuration is valid"));
-    std::fs::remove_dir_all(&dir).unwrap();
 }

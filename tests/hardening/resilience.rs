@@ -194,7 +194,6 @@ async fn rotated_token_file_is_used_without_a_restart() {
     .await;
     assert!(rotated.is_some(), "{}", app.metrics().await);
     app.stop().await;
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -252,5 +251,4 @@ async fn invalid_reload_is_rejected_and_the_old_config_keeps_running() {
     assert!(value(&m, CREDITS).is_none(), "{m}");
     assert!(!m.contains(r#"account="ace""#), "{m}");
     app.stop().await;
-    std::fs::remove_dir_all(&dir).unwrap();
 }

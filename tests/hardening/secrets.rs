@@ -420,7 +420,6 @@ async fn run(format: &str) {
             );
         }
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -538,7 +537,6 @@ async fn token_file_problems_keep_their_words_and_paths() {
     stderr.wait_for("collection failed", &missing).await;
     let log = stop(child, stderr).await;
     assert!(!log.contains(ACE) && !log.contains(MARKER), "{log}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// An upstream 5xx whose message names the credential it was sent (`… token <value>`)
@@ -605,5 +603,4 @@ async fn a_5xx_echoing_the_token_never_reaches_the_debug_log() {
         assert!(!log.contains(s), "{s} in:\n{log}");
     }
     assert!(!log.contains(MARKER), "{log}");
-    std::fs::remove_dir_all(&dir).unwrap();
 }
