@@ -230,15 +230,21 @@ impl<'p> Fields<'p> {
         const KEYS: [&str; 3] = ["interval", "timeout", "max_staleness"];
         let given = KEYS.map(|k| self.has(k));
         let interval = self.duration("interval").unwrap_or(defaults.interval);
-        // Unset values follow a short interval instead of contradicting it.
+        // Unset values follow the interval instead of contradicting it: a timeout no
+        // longer than a short interval, a max_staleness that outlasts a long one with
+        // room for the jitter and a slower attempt (else values would vanish for a
+        // moment between two successes).
+        let timeout = self
+            .duration("timeout")
+            .unwrap_or(defaults.timeout.min(interval));
         let t = Timing {
             interval,
-            timeout: self
-                .duration("timeout")
-                .unwrap_or(defaults.timeout.min(interval)),
-            max_staleness: self
-                .duration("max_staleness")
-                .unwrap_or(defaults.max_staleness.max(interval)),
+            timeout,
+            max_staleness: self.duration("max_staleness").unwrap_or_else(|| {
+                defaults
+                    .max_staleness
+                    .max(crate::timing::longest_gap(interval, timeout))
+            }),
         };
         // A value that did not parse stands in as its default, here or inherited from
         // `defaults`; comparing that stand-in would report problems the user never wrote.

@@ -26,6 +26,34 @@ fn minimal_config_gets_defaults() {
     assert_eq!(a.history.full_sync_interval, Duration::from_secs(6 * 3600));
 }
 
+/// An unset `max_staleness` outlasts the gap between two successes, whatever the
+/// interval: with `max_staleness` equal to a long interval, an attempt slower than the
+/// one before (or the jitter of the second) removed the values for a moment although
+/// nothing failed.
+#[test]
+fn unset_max_staleness_leaves_room_for_a_slower_attempt_and_the_jitter() {
+    let timing = |extra: &str| {
+        let c = from_yaml(&format!("{extra}acedata:\n  - name: main\n    token: t\n")).unwrap();
+        let timing = c.accounts::<Ace>().next().unwrap().timing;
+        timing
+    };
+    // Below the 1 h default nothing changes.
+    assert_eq!(
+        timing("defaults:\n  interval: 30m\n").max_staleness,
+        Duration::from_secs(3600)
+    );
+    // 2 h, 10 s of timeout, 2 s of jitter.
+    let long = timing("defaults:\n  interval: 2h\n");
+    assert_eq!(long.max_staleness, Duration::from_secs(2 * 3600 + 12));
+    let long = timing("defaults:\n  interval: 1h\n  timeout: 30s\n");
+    assert_eq!(long.max_staleness, Duration::from_secs(3600 + 32));
+    // Given for the account, it is taken as it is.
+    let yaml = "acedata:\n  - name: main\n    token: t\n    interval: 2h\n    max_staleness: 2h\n";
+    let c = from_yaml(yaml).unwrap();
+    let given = c.accounts::<Ace>().next().unwrap().timing;
+    assert_eq!(given.max_staleness, Duration::from_secs(2 * 3600));
+}
+
 #[test]
 fn spec_example_is_accepted() {
     std::env::set_var("BE_TEST_YEASTAR_SECRET", "s3cr3t");

@@ -43,6 +43,7 @@ use crate::metrics::{Exposition, GaugeFamily};
 use crate::readiness::Readiness;
 use crate::self_metrics::SelfMetrics;
 use crate::status::{ErrorInfo, StatusBoard, TaskRow};
+use crate::timing::MAX_JITTER;
 
 mod unwind;
 use unwind::{panic_message, CatchUnwind};
@@ -75,8 +76,6 @@ pub struct Change {
     pub max_concurrent: usize,
 }
 
-/// Longest shift of the second attempt.
-const MAX_JITTER: Duration = Duration::from_secs(2);
 /// Longest delay of the first attempt: readiness waits for it, so it stays short.
 const MAX_STARTUP_JITTER: Duration = Duration::from_millis(100);
 /// How often the lag gauge is refreshed while every request slot is busy.
