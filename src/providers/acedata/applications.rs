@@ -212,8 +212,6 @@ impl ApplicationsCollector {}
 mod tests {
     use super::*;
     use crate::metrics::Registry;
-    use crate::secret::Secret;
-    use crate::upstream::Upstream;
 
     fn collector(registry: &Registry, thresholds: &str) -> ApplicationsCollector {
         let yaml = format!(
@@ -227,13 +225,7 @@ mod tests {
         let thresholds = account.application_thresholds.clone();
         ApplicationsCollector {
             account: "main".into(),
-            client: AcedataClient::new(
-                Upstream::new(1),
-                "http://127.0.0.1:9",
-                Secret::literal("t"),
-                None,
-                std::time::Duration::from_secs(1),
-            ),
+            client: AcedataClient::unreachable(),
             metrics: Arc::new(AcedataMetrics::new(registry)),
             thresholds,
         }

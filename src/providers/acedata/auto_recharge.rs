@@ -132,18 +132,10 @@ mod tests {
     #[test]
     fn update_writes_one_series_per_config_with_both_labels() {
         use crate::metrics::Registry;
-        use crate::secret::Secret;
-        use crate::upstream::Upstream;
         let registry = Registry::new();
         let c = AutoRechargeCollector {
             account: "main".into(),
-            client: AcedataClient::new(
-                Upstream::new(1),
-                "http://127.0.0.1:9",
-                Secret::literal("t"),
-                None,
-                std::time::Duration::from_secs(1),
-            ),
+            client: AcedataClient::unreachable(),
             metrics: Arc::new(AcedataMetrics::new(&registry)),
         };
         let (_, configs) = parse_page(

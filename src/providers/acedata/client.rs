@@ -217,3 +217,23 @@ impl AcedataClient {
         model::parse_applications_page(&body)
     }
 }
+
+#[cfg(test)]
+impl AcedataClient {
+    /// A client of `token` at `base_url`, for the collectors' unit tests.
+    pub(super) fn for_test(base_url: &str, token: &str) -> Self {
+        Self::new(
+            Upstream::new(1),
+            base_url,
+            Secret::literal(token),
+            None,
+            Duration::from_secs(5),
+        )
+    }
+
+    /// A client whose every request fails: for the tests of an `update`, which does
+    /// no I/O.
+    pub(super) fn unreachable() -> Self {
+        Self::for_test("http://127.0.0.1:9", "t")
+    }
+}

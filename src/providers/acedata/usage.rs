@@ -303,9 +303,7 @@ mod tests {
     #[tokio::test]
     async fn a_poll_on_the_third_of_a_month_against_the_simulator() {
         use crate::metrics::Registry;
-        use crate::secret::Secret;
         use crate::simulator::{Route, SimOptions, Simulator};
-        use crate::upstream::Upstream;
         let sim = Simulator::start(SimOptions {
             now: Some(september_third().unix_timestamp()),
             ..SimOptions::default()
@@ -316,13 +314,7 @@ mod tests {
         let registry = Registry::new();
         let mut c = UsageCollector {
             account: "main".into(),
-            client: AcedataClient::new(
-                Upstream::new(1),
-                &sim.base_url(),
-                Secret::literal("tok"),
-                None,
-                std::time::Duration::from_secs(5),
-            ),
+            client: AcedataClient::for_test(&sim.base_url(), "tok"),
             metrics: Arc::new(AcedataMetrics::new(&registry)),
             clock: september_third,
         };
@@ -358,18 +350,10 @@ mod tests {
     #[test]
     fn update_replaces_the_accounts_series() {
         use crate::metrics::Registry;
-        use crate::secret::Secret;
-        use crate::upstream::Upstream;
         let registry = Registry::new();
         let c = UsageCollector {
             account: "main".into(),
-            client: AcedataClient::new(
-                Upstream::new(1),
-                "http://127.0.0.1:9",
-                Secret::literal("t"),
-                None,
-                std::time::Duration::from_secs(1),
-            ),
+            client: AcedataClient::unreachable(),
             metrics: Arc::new(AcedataMetrics::new(&registry)),
             clock: super::super::clock::system,
         };
