@@ -127,6 +127,46 @@ pub trait Collector: Send + 'static {
     }
 }
 
+/// Implements [`Collector`] for a struct with the fields a collector of one account
+/// holds: `account` (the `account` label), `client` (whose `secrets()` are all the
+/// collector sends) and `metrics` (the provider's gauges, of which it writes the
+/// fields listed). `collect` is the type's own `async fn poll(&mut self, deadline:
+/// Instant) -> Result<(), CollectError>`.
+///
+/// ```ignore
+/// impl_collector!(BalanceCollector, "acedata_balance", [credits, package_amount]);
+/// ```
+macro_rules! impl_collector {
+    ($collector:ty, $name:expr, [$($family:ident),+ $(,)?]) => {
+        impl $crate::collector::Collector for $collector {
+            fn name(&self) -> &'static str {
+                $name
+            }
+
+            fn account(&self) -> &str {
+                &self.account
+            }
+
+            fn collect(
+                &mut self,
+                deadline: ::tokio::time::Instant,
+            ) -> ::futures_util::future::BoxFuture<'_, Result<(), $crate::collector::CollectError>>
+            {
+                ::futures_util::FutureExt::boxed(self.poll(deadline))
+            }
+
+            fn families(&self) -> Vec<&$crate::metrics::GaugeFamily> {
+                vec![$(&self.metrics.$family),+]
+            }
+
+            fn secrets(&self) -> Vec<::secrecy::SecretString> {
+                self.client.secrets()
+            }
+        }
+    };
+}
+pub(crate) use impl_collector;
+
 /// A collector with the cadence of its account and the vendor it belongs to: what the
 /// scheduler runs. The collectors of one `(provider, account)` share an upstream
 /// account, so a rate limit on one holds them all.

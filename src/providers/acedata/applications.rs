@@ -10,16 +10,13 @@
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
-use futures_util::future::BoxFuture;
-use futures_util::FutureExt;
 use tokio::time::Instant;
 
 use super::client::AcedataClient;
 use super::config::ApplicationThresholds;
 use super::metrics::AcedataMetrics;
 use super::model::{to_f64, Application};
-use crate::collector::{CollectError, Collector};
-use crate::metrics::GaugeFamily;
+use crate::collector::{impl_collector, CollectError};
 
 /// `limit` of each page request.
 pub const PAGE_SIZE: u64 = 100;
@@ -167,50 +164,35 @@ impl ApplicationsCollector {
     }
 }
 
-impl Collector for ApplicationsCollector {
-    fn name(&self) -> &'static str {
-        "acedata_applications"
-    }
+impl_collector!(
+    ApplicationsCollector,
+    "acedata_applications",
+    [
+        application_remaining,
+        application_used,
+        application_disabled,
+        application_allow_global,
+        application_expiry,
+        application_info,
+        credential_used,
+        credential_limit,
+        credential_expiry,
+        application_threshold
+    ]
+);
 
-    fn account(&self) -> &str {
-        &self.account
-    }
-
-    fn collect(&mut self, deadline: Instant) -> BoxFuture<'_, Result<(), CollectError>> {
-        async move {
-            let apps = fetch_all(&self.client.until(deadline)).await?;
-            self.update(&apps);
-            Ok(())
-        }
-        .boxed()
-    }
-
-    fn families(&self) -> Vec<&GaugeFamily> {
-        let m = &self.metrics;
-        vec![
-            &m.application_remaining,
-            &m.application_used,
-            &m.application_disabled,
-            &m.application_allow_global,
-            &m.application_expiry,
-            &m.application_info,
-            &m.credential_used,
-            &m.credential_limit,
-            &m.credential_expiry,
-            &m.application_threshold,
-        ]
-    }
-
-    fn secrets(&self) -> Vec<secrecy::SecretString> {
-        self.client.secrets()
+impl ApplicationsCollector {
+    async fn poll(&mut self, deadline: Instant) -> Result<(), CollectError> {
+        let apps = fetch_all(&self.client.until(deadline)).await?;
+        self.update(&apps);
+        Ok(())
     }
 }
-
-impl ApplicationsCollector {}
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::collector::Collector;
     use crate::metrics::Registry;
 
     fn collector(registry: &Registry, thresholds: &str) -> ApplicationsCollector {

@@ -6,8 +6,6 @@
 
 use std::sync::Arc;
 
-use futures_util::future::BoxFuture;
-use futures_util::FutureExt;
 use serde::Deserialize;
 use tokio::time::Instant;
 
@@ -15,8 +13,7 @@ use super::client::AcedataClient;
 use super::metrics::AcedataMetrics;
 use super::model::parse_list;
 use super::paging::all_pages;
-use crate::collector::{CollectError, Collector};
-use crate::metrics::GaugeFamily;
+use crate::collector::{impl_collector, CollectError};
 
 /// The `collector` label.
 pub const NAME: &str = "acedata_auto_recharge";
@@ -61,35 +58,18 @@ impl AutoRechargeCollector {
     }
 }
 
-impl Collector for AutoRechargeCollector {
-    fn name(&self) -> &'static str {
-        NAME
-    }
+impl_collector!(AutoRechargeCollector, NAME, [auto_recharge]);
 
-    fn account(&self) -> &str {
-        &self.account
-    }
-
-    fn collect(&mut self, deadline: Instant) -> BoxFuture<'_, Result<(), CollectError>> {
-        async move {
-            let client = self.client.until(deadline);
-            let configs = all_pages(|limit, offset| {
-                let client = &client;
-                async move { parse_page(&client.auto_recharge_page(limit, offset).await?) }
-            })
-            .await?;
-            self.update(&configs);
-            Ok(())
-        }
-        .boxed()
-    }
-
-    fn families(&self) -> Vec<&GaugeFamily> {
-        vec![&self.metrics.auto_recharge]
-    }
-
-    fn secrets(&self) -> Vec<secrecy::SecretString> {
-        self.client.secrets()
+impl AutoRechargeCollector {
+    async fn poll(&mut self, deadline: Instant) -> Result<(), CollectError> {
+        let client = self.client.until(deadline);
+        let configs = all_pages(|limit, offset| {
+            let client = &client;
+            async move { parse_page(&client.auto_recharge_page(limit, offset).await?) }
+        })
+        .await?;
+        self.update(&configs);
+        Ok(())
     }
 }
 

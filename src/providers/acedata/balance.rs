@@ -2,15 +2,12 @@
 
 use std::sync::Arc;
 
-use futures_util::future::BoxFuture;
-use futures_util::FutureExt;
 use tokio::time::Instant;
 
 use super::client::AcedataClient;
 use super::metrics::AcedataMetrics;
 use super::model::{to_f64, Balance};
-use crate::collector::{CollectError, Collector};
-use crate::metrics::GaugeFamily;
+use crate::collector::{impl_collector, CollectError};
 
 /// Polls `POST /api/v1/balances/initialize/`.
 pub struct BalanceCollector {
@@ -41,37 +38,16 @@ impl BalanceCollector {
     }
 }
 
-impl Collector for BalanceCollector {
-    fn name(&self) -> &'static str {
-        "acedata_balance"
-    }
+impl_collector!(
+    BalanceCollector,
+    "acedata_balance",
+    [credits, package_amount, package_price, balance_updated]
+);
 
-    fn account(&self) -> &str {
-        &self.account
-    }
-
-    fn collect(&mut self, deadline: Instant) -> BoxFuture<'_, Result<(), CollectError>> {
-        async move {
-            let b = self.client.until(deadline).balance().await?;
-            self.update(&b);
-            Ok(())
-        }
-        .boxed()
-    }
-
-    fn families(&self) -> Vec<&GaugeFamily> {
-        let m = &self.metrics;
-        vec![
-            &m.credits,
-            &m.package_amount,
-            &m.package_price,
-            &m.balance_updated,
-        ]
-    }
-
-    fn secrets(&self) -> Vec<secrecy::SecretString> {
-        self.client.secrets()
+impl BalanceCollector {
+    async fn poll(&mut self, deadline: Instant) -> Result<(), CollectError> {
+        let b = self.client.until(deadline).balance().await?;
+        self.update(&b);
+        Ok(())
     }
 }
-
-impl BalanceCollector {}

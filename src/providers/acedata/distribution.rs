@@ -2,16 +2,13 @@
 
 use std::sync::Arc;
 
-use futures_util::future::BoxFuture;
-use futures_util::FutureExt;
 use rust_decimal::Decimal;
 use tokio::time::Instant;
 
 use super::client::AcedataClient;
 use super::metrics::AcedataMetrics;
 use super::model::{to_f64, Level, Status};
-use crate::collector::{CollectError, Collector};
-use crate::metrics::GaugeFamily;
+use crate::collector::{impl_collector, CollectError, Collector};
 
 /// Polls the distribution status (and the levels, for the spend remaining to the
 /// next level). Initializes a missing status once when configured to.
@@ -74,42 +71,28 @@ impl StatusCollector {
     }
 }
 
-impl Collector for StatusCollector {
-    fn name(&self) -> &'static str {
-        "acedata_distribution_status"
-    }
+impl_collector!(
+    StatusCollector,
+    "acedata_distribution_status",
+    [
+        level,
+        commission_ratio,
+        invitee_spend,
+        reward,
+        next_level_remaining
+    ]
+);
 
-    fn account(&self) -> &str {
-        &self.account
-    }
-
-    fn collect(&mut self, deadline: Instant) -> BoxFuture<'_, Result<(), CollectError>> {
-        async move {
-            let client = self.client.until(deadline);
-            let status = self.fetch(&client).await?;
-            let levels = match &status {
-                Some(_) => client.levels().await?.items,
-                None => Vec::new(),
-            };
-            self.update(status.as_ref(), &levels);
-            Ok(())
-        }
-        .boxed()
-    }
-
-    fn families(&self) -> Vec<&GaugeFamily> {
-        let m = &self.metrics;
-        vec![
-            &m.level,
-            &m.commission_ratio,
-            &m.invitee_spend,
-            &m.reward,
-            &m.next_level_remaining,
-        ]
-    }
-
-    fn secrets(&self) -> Vec<secrecy::SecretString> {
-        self.client.secrets()
+impl StatusCollector {
+    async fn poll(&mut self, deadline: Instant) -> Result<(), CollectError> {
+        let client = self.client.until(deadline);
+        let status = self.fetch(&client).await?;
+        let levels = match &status {
+            Some(_) => client.levels().await?.items,
+            None => Vec::new(),
+        };
+        self.update(status.as_ref(), &levels);
+        Ok(())
     }
 }
 
@@ -140,33 +123,17 @@ impl LevelsCollector {
     }
 }
 
-impl Collector for LevelsCollector {
-    fn name(&self) -> &'static str {
-        "acedata_distribution_levels"
-    }
+impl_collector!(
+    LevelsCollector,
+    "acedata_distribution_levels",
+    [level_threshold, level_commission_ratio]
+);
 
-    fn account(&self) -> &str {
-        &self.account
-    }
-
-    fn collect(&mut self, deadline: Instant) -> BoxFuture<'_, Result<(), CollectError>> {
-        async move {
-            let levels = self.client.until(deadline).levels().await?.items;
-            self.update(&levels);
-            Ok(())
-        }
-        .boxed()
-    }
-
-    fn families(&self) -> Vec<&GaugeFamily> {
-        vec![
-            &self.metrics.level_threshold,
-            &self.metrics.level_commission_ratio,
-        ]
-    }
-
-    fn secrets(&self) -> Vec<secrecy::SecretString> {
-        self.client.secrets()
+impl LevelsCollector {
+    async fn poll(&mut self, deadline: Instant) -> Result<(), CollectError> {
+        let levels = self.client.until(deadline).levels().await?.items;
+        self.update(&levels);
+        Ok(())
     }
 }
 

@@ -14,16 +14,13 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::future::BoxFuture;
-use futures_util::FutureExt;
 use rust_decimal::Decimal;
 use tokio::time::Instant;
 
 use super::client::AcedataClient;
 use super::metrics::AcedataMetrics;
 use super::model::{to_f64, HistoryRecord};
-use crate::collector::{CollectError, Collector};
-use crate::metrics::GaugeFamily;
+use crate::collector::{impl_collector, CollectError};
 
 /// Aggregates of one validity class.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -437,36 +434,22 @@ impl HistoryCollector {
     }
 }
 
-impl Collector for HistoryCollector {
-    fn name(&self) -> &'static str {
-        "acedata_distribution_history"
-    }
+impl_collector!(
+    HistoryCollector,
+    "acedata_distribution_history",
+    [
+        history_records,
+        history_reward,
+        history_order_amount,
+        history_last_record
+    ]
+);
 
-    fn account(&self) -> &str {
-        &self.account
-    }
-
-    fn collect(&mut self, deadline: Instant) -> BoxFuture<'_, Result<(), CollectError>> {
-        async move {
-            let totals = *self.sync.sync(&mut self.client.until(deadline)).await?;
-            Self::update(&self.metrics, &self.account, &totals);
-            Ok(())
-        }
-        .boxed()
-    }
-
-    fn families(&self) -> Vec<&GaugeFamily> {
-        let m = &self.metrics;
-        vec![
-            &m.history_records,
-            &m.history_reward,
-            &m.history_order_amount,
-            &m.history_last_record,
-        ]
-    }
-
-    fn secrets(&self) -> Vec<secrecy::SecretString> {
-        self.client.secrets()
+impl HistoryCollector {
+    async fn poll(&mut self, deadline: Instant) -> Result<(), CollectError> {
+        let totals = *self.sync.sync(&mut self.client.until(deadline)).await?;
+        Self::update(&self.metrics, &self.account, &totals);
+        Ok(())
     }
 }
 

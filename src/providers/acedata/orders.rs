@@ -11,8 +11,6 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-use futures_util::future::BoxFuture;
-use futures_util::FutureExt;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Deserializer};
 use time::OffsetDateTime;
@@ -23,8 +21,7 @@ use super::clock::Clock;
 use super::metrics::AcedataMetrics;
 use super::model::{decimal_from_string_or_number, parse_list, parse_timestamp, to_f64};
 use super::paging::all_pages;
-use crate::collector::{CollectError, Collector};
-use crate::metrics::GaugeFamily;
+use crate::collector::{impl_collector, CollectError};
 
 /// The `collector` label.
 pub const NAME: &str = "acedata_orders";
@@ -159,46 +156,32 @@ impl OrdersCollector {
     }
 }
 
-impl Collector for OrdersCollector {
-    fn name(&self) -> &'static str {
-        NAME
-    }
+impl_collector!(
+    OrdersCollector,
+    NAME,
+    [
+        orders,
+        orders_finished_price,
+        order_last_created,
+        order_oldest_pending
+    ]
+);
 
-    fn account(&self) -> &str {
-        &self.account
-    }
-
-    fn collect(&mut self, deadline: Instant) -> BoxFuture<'_, Result<(), CollectError>> {
-        async move {
-            let from = window_from((self.clock)().to_offset(time::UtcOffset::UTC));
-            let text = rfc3339(from);
-            let client = self.client.until(deadline);
-            let orders = all_pages(|limit, offset| {
-                let (client, text) = (&client, &text);
-                async move {
-                    let body = client.orders_page(text, limit, offset).await?;
-                    parse_orders_page(&body)
-                }
-            })
-            .await?;
-            self.update(&summarize(&orders, from.unix_timestamp() as f64));
-            Ok(())
-        }
-        .boxed()
-    }
-
-    fn families(&self) -> Vec<&GaugeFamily> {
-        let m = &self.metrics;
-        vec![
-            &m.orders,
-            &m.orders_finished_price,
-            &m.order_last_created,
-            &m.order_oldest_pending,
-        ]
-    }
-
-    fn secrets(&self) -> Vec<secrecy::SecretString> {
-        self.client.secrets()
+impl OrdersCollector {
+    async fn poll(&mut self, deadline: Instant) -> Result<(), CollectError> {
+        let from = window_from((self.clock)().to_offset(time::UtcOffset::UTC));
+        let text = rfc3339(from);
+        let client = self.client.until(deadline);
+        let orders = all_pages(|limit, offset| {
+            let (client, text) = (&client, &text);
+            async move {
+                let body = client.orders_page(text, limit, offset).await?;
+                parse_orders_page(&body)
+            }
+        })
+        .await?;
+        self.update(&summarize(&orders, from.unix_timestamp() as f64));
+        Ok(())
     }
 }
 

@@ -12,8 +12,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use futures_util::future::BoxFuture;
-use futures_util::FutureExt;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use time::{Date, Duration};
@@ -23,8 +21,7 @@ use super::client::AcedataClient;
 use super::clock::Clock;
 use super::metrics::AcedataMetrics;
 use super::model::{decimal_from_string_or_number, parse_json, to_f64};
-use crate::collector::{CollectError, Collector};
-use crate::metrics::GaugeFamily;
+use crate::collector::{impl_collector, CollectError};
 
 /// The `collector` label.
 pub const NAME: &str = "acedata_usage";
@@ -171,40 +168,27 @@ impl UsageCollector {
     }
 }
 
-impl Collector for UsageCollector {
-    fn name(&self) -> &'static str {
-        NAME
-    }
+impl_collector!(
+    UsageCollector,
+    NAME,
+    [usage_today, usage_last_7d, usage_month_to_date]
+);
 
-    fn account(&self) -> &str {
-        &self.account
-    }
-
-    fn collect(&mut self, deadline: Instant) -> BoxFuture<'_, Result<(), CollectError>> {
-        async move {
-            let today = (self.clock)().date();
-            let from = format!("{}T00:00:00Z", format_date(window_start(today)));
-            let body = self.client.until(deadline).usage_aggregate(from).await?;
-            let spend = parse_aggregate(&body, today)?;
-            self.update(&spend);
-            Ok(())
-        }
-        .boxed()
-    }
-
-    fn families(&self) -> Vec<&GaugeFamily> {
-        let m = &self.metrics;
-        vec![&m.usage_today, &m.usage_last_7d, &m.usage_month_to_date]
-    }
-
-    fn secrets(&self) -> Vec<secrecy::SecretString> {
-        self.client.secrets()
+impl UsageCollector {
+    async fn poll(&mut self, deadline: Instant) -> Result<(), CollectError> {
+        let today = (self.clock)().date();
+        let from = format!("{}T00:00:00Z", format_date(window_start(today)));
+        let body = self.client.until(deadline).usage_aggregate(from).await?;
+        let spend = parse_aggregate(&body, today)?;
+        self.update(&spend);
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::collector::Collector;
     use std::str::FromStr;
     use time::macros::date;
 
