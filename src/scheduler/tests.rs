@@ -191,6 +191,11 @@ impl World {
     }
 }
 
+/// `first` on the first attempt, `then` on every later one.
+fn first_then(first: Step, then: Step) -> impl Fn(usize) -> Step + Send + Sync + 'static {
+    move |n| if n == 0 { first } else { then }
+}
+
 fn every(secs: u64) -> Timing {
     Timing {
         interval: Duration::from_secs(secs),
@@ -208,6 +213,19 @@ async fn until(what: &str, cond: impl Fn() -> bool) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     panic!("never happened: {what}");
+}
+
+/// Waits until `account`'s values are withdrawn, and checks that this came
+/// `max_staleness` (3 s) after its last `success` and that its row says stale.
+async fn withdrawn_at_max_staleness(w: &World, account: &str, success: Instant) {
+    until("withdrawn", || !w.exported(account)).await;
+    let after = success.elapsed();
+    assert!(
+        after >= Duration::from_secs(3) - Duration::from_millis(20)
+            && after <= Duration::from_secs(4),
+        "{after:?}"
+    );
+    assert_eq!(w.row(account, "fake").state, crate::status::State::Stale);
 }
 
 #[test]
@@ -273,13 +291,7 @@ async fn a_panic_is_counted_as_internal_and_retried_and_readiness_is_reached() {
     let w = World::new();
     let mut collectors = w.fakes(4, |_| Step::Work);
     // Panics on its first attempt, works after.
-    collectors.push(w.fake("fake", "p", every(1), |n| {
-        if n == 0 {
-            Step::Panic
-        } else {
-            Step::Work
-        }
-    }));
+    collectors.push(w.fake("fake", "p", every(1), first_then(Step::Panic, Step::Work)));
     let s = Scheduler::start(collectors, &w.shared, 1);
     until("ready", || w.shared.readiness.is_ready()).await;
     assert_eq!(w.errors("p", "internal"), 1.0);
@@ -306,25 +318,17 @@ async fn a_panic_is_counted_as_internal_and_retried_and_readiness_is_reached() {
 #[tokio::test(start_paused = true)]
 async fn values_go_at_max_staleness_even_when_upstream_asks_to_wait_an_hour() {
     let w = World::new();
-    let c = w.fake("fake", "a", every(1), |n| {
-        if n == 0 {
-            Step::Work
-        } else {
-            Step::RateLimited(3600)
-        }
-    });
+    let c = w.fake(
+        "fake",
+        "a",
+        every(1),
+        first_then(Step::Work, Step::RateLimited(3600)),
+    );
     let s = Scheduler::start(vec![c], &w.shared, 4);
     until("first success", || w.exported("a")).await;
     let success = Instant::now();
     until("the 429", || w.errors("a", "rate_limited") == 1.0).await;
-    until("withdrawn", || !w.exported("a")).await;
-    let after = success.elapsed();
-    assert!(
-        after >= Duration::from_secs(3) - Duration::from_millis(20)
-            && after <= Duration::from_secs(4),
-        "{after:?}"
-    );
-    assert_eq!(w.row("a", "fake").state, crate::status::State::Stale);
+    withdrawn_at_max_staleness(&w, "a", success).await;
     // Self-metrics stay.
     assert_eq!(
         w.shared
@@ -340,24 +344,11 @@ async fn values_go_at_max_staleness_even_when_upstream_asks_to_wait_an_hour() {
 #[tokio::test(start_paused = true)]
 async fn values_go_at_max_staleness_while_an_attempt_hangs() {
     let w = World::new();
-    let c = w.fake("fake", "a", every(1), |n| {
-        if n == 0 {
-            Step::Work
-        } else {
-            Step::Hang
-        }
-    });
+    let c = w.fake("fake", "a", every(1), first_then(Step::Work, Step::Hang));
     let s = Scheduler::start(vec![c], &w.shared, 4);
     until("first success", || w.exported("a")).await;
     let success = Instant::now();
-    until("withdrawn", || !w.exported("a")).await;
-    let after = success.elapsed();
-    assert!(
-        after >= Duration::from_secs(3) - Duration::from_millis(20)
-            && after <= Duration::from_secs(4),
-        "{after:?}"
-    );
-    assert_eq!(w.row("a", "fake").state, crate::status::State::Stale);
+    withdrawn_at_max_staleness(&w, "a", success).await;
     s.stop().await;
 }
 
@@ -366,13 +357,7 @@ async fn values_go_at_max_staleness_when_no_request_slot_is_free() {
     let w = World::new();
     // One slot; `b` takes it for good once `a` has succeeded.
     let a = w.fake("fake", "a", every(1), |_| Step::Work);
-    let b = w.fake("fake", "b", every(1), |n| {
-        if n == 0 {
-            Step::Work
-        } else {
-            Step::Hang
-        }
-    });
+    let b = w.fake("fake", "b", every(1), first_then(Step::Work, Step::Hang));
     let s = Scheduler::start(vec![a, b], &w.shared, 1);
     until("both succeeded", || w.exported("a") && w.exported("b")).await;
     until("b hangs", || w.lag() > 0.5).await;
@@ -498,13 +483,7 @@ async fn a_first_attempt_held_by_its_accounts_rate_limit_does_not_hold_readiness
 async fn a_change_keeps_unchanged_collectors_and_removes_the_others_at_once() {
     let w = World::new();
     let keep = w.fake("fake", "keep", every(1), |_| Step::Work);
-    let gone = w.fake("fake", "gone", every(1), |n| {
-        if n == 0 {
-            Step::Work
-        } else {
-            Step::Hang
-        }
-    });
+    let gone = w.fake("fake", "gone", every(1), first_then(Step::Work, Step::Hang));
     let s = Scheduler::start(vec![keep, gone], &w.shared, 4);
     until("both exported", || w.exported("keep") && w.exported("gone")).await;
     until("ready", || w.shared.readiness.is_ready()).await;
@@ -543,13 +522,7 @@ async fn a_change_keeps_unchanged_collectors_and_removes_the_others_at_once() {
 #[tokio::test(start_paused = true)]
 async fn a_failing_attempt_does_not_keep_values_past_max_staleness() {
     let w = World::new();
-    let c = w.fake("fake", "a", every(1), |n| {
-        if n == 0 {
-            Step::Work
-        } else {
-            Step::Fail
-        }
-    });
+    let c = w.fake("fake", "a", every(1), first_then(Step::Work, Step::Fail));
     let s = Scheduler::start(vec![c], &w.shared, 4);
     until("first success", || w.exported("a")).await;
     until("a failure", || w.errors("a", "timeout") >= 1.0).await;
