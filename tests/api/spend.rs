@@ -3,13 +3,34 @@
 //! shapes, the upstream cost per interval, the usage cadence of its own, faults on
 //! every endpoint counted by reason with the last values kept, and changes followed.
 
-use balance_exporter::simulator::{Fault, ListKey, Route, SimOptions, UsageShape};
+use balance_exporter::simulator::{Fault, ListKey, Route, SimOptions, Simulator, UsageShape};
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
 
 use crate::helpers::*;
 
 const SPEND: &str = "    collectors: [usage, orders, auto_recharge]\n";
+
+/// The spend collectors, and the routes they poll.
+const COLLECTORS: [&str; 3] = ["acedata_usage", "acedata_orders", "acedata_auto_recharge"];
+const ROUTES: [Route; 3] = [
+    Route::AcedataUsage,
+    Route::AcedataOrders,
+    Route::AcedataAutoRecharge,
+];
+
+/// Account `main` at `sim` with the spend collectors, every `interval`, and the
+/// account's `extra` lines.
+fn spend_yaml(sim: &Simulator, interval: &str, extra: &str) -> String {
+    yaml(&sim.base_url(), interval, &format!("{SPEND}{extra}"))
+}
+
+/// An exporter of [`spend_yaml`], ready.
+async fn spawn_spend(sim: &Simulator, interval: &str, extra: &str) -> TestApp {
+    let app = spawn_yaml(&spend_yaml(sim, interval, extra)).await;
+    app.wait_ready().await;
+    app
+}
 
 fn errors(s: &Samples, collector: &str, reason: &str) -> f64 {
     s.get(&format!(
@@ -158,10 +179,9 @@ fn assert_auto_recharge(s: &Samples) {
 #[tokio::test]
 async fn exact_values_and_the_upstream_cost_of_one_poll() {
     let sim = simulator(paged()).await;
-    let app = spawn_yaml(&yaml(&sim.base_url(), "1h", SPEND)).await;
-    app.wait_ready().await;
+    let app = spawn_spend(&sim, "1h", "").await;
     let s = app.samples().await;
-    for c in ["acedata_usage", "acedata_orders", "acedata_auto_recharge"] {
+    for c in COLLECTORS {
         assert_eq!(success(&s, c), Some(1.0), "{c}\n{}", s.text);
     }
     assert_usage(&s);
@@ -224,22 +244,12 @@ async fn the_clients_shape_and_a_configured_user_id() {
         ..paged()
     })
     .await;
-    let app = spawn_yaml(&yaml(
-        &sim.base_url(),
-        "1h",
-        &format!("{SPEND}    user_id: u-1\n"),
-    ))
-    .await;
-    app.wait_ready().await;
+    let app = spawn_spend(&sim, "1h", "    user_id: u-1\n").await;
     let s = app.samples().await;
     assert_usage(&s);
     assert_orders(&s);
     assert_auto_recharge(&s);
-    for route in [
-        Route::AcedataUsage,
-        Route::AcedataOrders,
-        Route::AcedataAutoRecharge,
-    ] {
+    for route in ROUTES {
         let req = sim.last_request(route).unwrap();
         assert_eq!(
             req.query_param("user_id").as_deref(),
@@ -253,13 +263,7 @@ async fn the_clients_shape_and_a_configured_user_id() {
 #[tokio::test]
 async fn usage_keeps_its_own_cadence() {
     let sim = simulator(SimOptions::default()).await;
-    let app = spawn_yaml(&yaml(
-        &sim.base_url(),
-        "100ms",
-        &format!("{SPEND}    usage_interval: 1h\n"),
-    ))
-    .await;
-    app.wait_ready().await;
+    let app = spawn_spend(&sim, "100ms", "    usage_interval: 1h\n").await;
     // Several order polls (one page each) later, still the one aggregate request.
     one_full_poll(&sim, Route::AcedataOrders, 1).await;
     one_full_poll(&sim, Route::AcedataOrders, 1).await;
@@ -272,13 +276,7 @@ async fn usage_keeps_its_own_cadence() {
 #[tokio::test]
 async fn a_fault_on_each_endpoint_is_counted_by_reason_and_the_last_values_stay() {
     let sim = simulator(SimOptions::default()).await;
-    let app = spawn_yaml(&yaml(
-        &sim.base_url(),
-        "100ms",
-        &format!("{SPEND}    usage_interval: 100ms\n"),
-    ))
-    .await;
-    app.wait_ready().await;
+    let app = spawn_spend(&sim, "100ms", "    usage_interval: 100ms\n").await;
     let mj = usage("today", "api-mj", "Midjourney Imagine");
     app.wait_for("first polls", |s| s.get(&mj) == Some(96.25))
         .await;
@@ -294,7 +292,7 @@ async fn a_fault_on_each_endpoint_is_counted_by_reason_and_the_last_values_stay(
                 && errors(s, "acedata_auto_recharge", "decode") >= 1.0
         })
         .await;
-    for c in ["acedata_usage", "acedata_orders", "acedata_auto_recharge"] {
+    for c in COLLECTORS {
         assert_eq!(success(&s, c), Some(0.0), "{c}");
     }
     assert_usage(&s);
@@ -314,9 +312,7 @@ async fn a_fault_on_each_endpoint_is_counted_by_reason_and_the_last_values_stay(
     })
     .await;
     app.wait_for("recovered", |s| {
-        ["acedata_usage", "acedata_orders", "acedata_auto_recharge"]
-            .iter()
-            .all(|c| success(s, c) == Some(1.0))
+        COLLECTORS.iter().all(|c| success(s, c) == Some(1.0))
     })
     .await;
     app.stop().await;
@@ -325,13 +321,7 @@ async fn a_fault_on_each_endpoint_is_counted_by_reason_and_the_last_values_stay(
 #[tokio::test]
 async fn changes_are_followed_and_gone_label_sets_removed() {
     let sim = simulator(SimOptions::default()).await;
-    let app = spawn_yaml(&yaml(
-        &sim.base_url(),
-        "100ms",
-        &format!("{SPEND}    usage_interval: 100ms\n"),
-    ))
-    .await;
-    app.wait_ready().await;
+    let app = spawn_spend(&sim, "100ms", "    usage_interval: 100ms\n").await;
     app.wait_for("first polls", |s| {
         s.has_metric("acedata_application_auto_recharge")
     })
@@ -378,12 +368,8 @@ async fn changes_are_followed_and_gone_label_sets_removed() {
 #[tokio::test]
 async fn spend_series_go_once_max_staleness_has_passed_without_a_success() {
     let sim = simulator(SimOptions::default()).await;
-    let config = yaml(
-        &sim.base_url(),
-        "100ms",
-        &format!("{SPEND}    usage_interval: 200ms\n"),
-    )
-    .replace("max_staleness: 1h", "max_staleness: 1s");
+    let config = spend_yaml(&sim, "100ms", "    usage_interval: 200ms\n")
+        .replace("max_staleness: 1h", "max_staleness: 1s");
     let app = spawn_yaml(&config).await;
     app.wait_ready().await;
     app.wait_for("first polls", |s| {
@@ -392,11 +378,7 @@ async fn spend_series_go_once_max_staleness_has_passed_without_a_success() {
             && s.has_metric("acedata_application_auto_recharge")
     })
     .await;
-    for route in [
-        Route::AcedataUsage,
-        Route::AcedataOrders,
-        Route::AcedataAutoRecharge,
-    ] {
+    for route in ROUTES {
         sim.inject_fault(route, Fault::Status(500), None);
     }
     let s = app
@@ -415,7 +397,7 @@ async fn spend_series_go_once_max_staleness_has_passed_without_a_success() {
             .all(|m| !s.has_metric(m))
         })
         .await;
-    for c in ["acedata_usage", "acedata_orders", "acedata_auto_recharge"] {
+    for c in COLLECTORS {
         assert_eq!(success(&s, c), Some(0.0), "{c}");
         assert!(errors(&s, c, "http_status") >= 1.0, "{c}");
     }
