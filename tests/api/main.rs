@@ -15,4 +15,5 @@ mod spend;
 mod status;
 mod third_provider;
 mod trust;
+mod vendor;
 mod yeastar;

@@ -1,131 +1,42 @@
-//! The provider seam, proved from outside the crate: a third vendor defined here, in a
-//! few dozen lines, added to the one list of vendors, is configured, checked by
+//! The provider seam, proved from outside the crate: a third vendor defined in a few
+//! dozen lines (its `Provider`, `Account` and `Collector` in `vendor.rs`, its poll
+//! here), added to the one list of vendors, is configured, checked by
 //! `--config.check`, polled and exported without a change to the core.
-
-use std::any::Any;
-use std::sync::Arc;
 
 use balance_exporter::app::{ConfigSource, Settings};
 use balance_exporter::cli::check;
-use balance_exporter::collector::{CollectError, Collector};
-use balance_exporter::config::fields::Fields;
-use balance_exporter::metrics::{GaugeFamily, Registry};
-use balance_exporter::provider::{families, Account, Families, Provider};
+use balance_exporter::collector::CollectError;
 use balance_exporter::providers;
-use balance_exporter::timing::Timing;
-use balance_exporter::upstream::Upstream;
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
-use tokio::time::Instant;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::helpers::*;
+use crate::vendor::{with, Attempt, Vendor};
 
 /// A vendor whose API answers `GET /meter` with a bare number.
-#[derive(Debug)]
-struct Meter;
-static METER: Meter = Meter;
+static METER: Vendor = Vendor {
+    name: "meter",
+    title: "Meter",
+    gauge: "meter_level",
+    help: "Meter level.",
+    poll: read_meter,
+};
 
-#[derive(Debug)]
-struct MeterAccount {
-    name: String,
-    base_url: String,
-    timing: Timing,
-    threshold: Option<f64>,
-}
-
-struct MeterCollector {
-    account: String,
-    url: String,
-    timeout: std::time::Duration,
-    upstream: Upstream,
-    level: Arc<GaugeFamily>,
-}
-
-impl Provider for Meter {
-    fn name(&self) -> &'static str {
-        "meter"
+fn read_meter(a: &Attempt) -> BoxFuture<'_, Result<f64, CollectError>> {
+    async move {
+        let request = a.upstream.client().get(format!("{}/meter", a.base_url));
+        let body = a
+            .upstream
+            .send(request, a.timeout, Some(a.deadline), &[])
+            .await?;
+        std::str::from_utf8(&body)
+            .ok()
+            .and_then(|s| s.trim().parse::<f64>().ok())
+            .ok_or_else(|| CollectError::decode("not a number"))
     }
-    fn title(&self) -> &'static str {
-        "Meter"
-    }
-    fn parse_account(&self, f: &mut Fields<'_>, defaults: Timing) -> Option<Arc<dyn Account>> {
-        let name = f.string("name", true);
-        let base_url = f.url("base_url", "http://127.0.0.1:9");
-        let timing = f.timing(defaults);
-        let threshold = f.finite("low_balance_threshold");
-        Some(Arc::new(MeterAccount {
-            name: name?,
-            base_url,
-            timing,
-            threshold,
-        }))
-    }
-    fn register(&self, r: &Registry) -> Families {
-        Arc::new(GaugeFamily::new(r, "meter_level", "Meter level.", &[]))
-    }
-}
-
-impl Account for MeterAccount {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn timing(&self) -> Timing {
-        self.timing
-    }
-    fn low_balance_threshold(&self) -> Option<f64> {
-        self.threshold
-    }
-    fn collectors(&self, f: &Families, upstream: &Upstream) -> Vec<Box<dyn Collector>> {
-        vec![Box::new(MeterCollector {
-            account: self.name.clone(),
-            url: format!("{}/meter", self.base_url),
-            timeout: self.timing.timeout,
-            upstream: upstream.clone(),
-            level: families(f),
-        })]
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-}
-
-impl Collector for MeterCollector {
-    fn name(&self) -> &'static str {
-        "meter_level"
-    }
-    fn account(&self) -> &str {
-        &self.account
-    }
-    fn collect(&mut self, deadline: Instant) -> BoxFuture<'_, Result<(), CollectError>> {
-        async move {
-            let request = self.upstream.client().get(&self.url);
-            let body = self
-                .upstream
-                .send(request, self.timeout, Some(deadline), &[])
-                .await?;
-            let level = std::str::from_utf8(&body)
-                .ok()
-                .and_then(|s| s.trim().parse::<f64>().ok())
-                .ok_or_else(|| CollectError::decode("not a number"))?;
-            self.level.set(&self.account, level);
-            Ok(())
-        }
-        .boxed()
-    }
-    fn families(&self) -> Vec<&GaugeFamily> {
-        vec![&self.level]
-    }
-    fn secrets(&self) -> Vec<secrecy::SecretString> {
-        Vec::new()
-    }
-}
-
-fn with_meter() -> Vec<&'static dyn Provider> {
-    let mut list = providers::all();
-    list.push(&METER);
-    list
+    .boxed()
 }
 
 #[tokio::test]
@@ -145,7 +56,7 @@ async fn a_third_vendor_is_configured_checked_polled_and_exported() {
     std::fs::write(&file, &yaml).unwrap();
 
     // --config.check knows the vendor once it is in the list, and only then.
-    let report = check(&file, None, &with_meter());
+    let report = check(&file, None, &with(&METER));
     assert!(report.problems.is_empty(), "{report:?}");
     assert!(report.valid[0].contains("1 Meter account"), "{report:?}");
     let without = check(&file, None, &providers::all());
@@ -154,7 +65,7 @@ async fn a_third_vendor_is_configured_checked_polled_and_exported() {
         "{without:?}"
     );
     std::fs::write(&file, format!("{yaml}    colour: blue\n")).unwrap();
-    let broken = check(&file, None, &with_meter());
+    let broken = check(&file, None, &with(&METER));
     assert!(
         broken.problems[0].contains("meter[0].colour: unknown key"),
         "{broken:?}"
@@ -163,7 +74,7 @@ async fn a_third_vendor_is_configured_checked_polled_and_exported() {
 
     // Polled and exported, with the self-metrics and the threshold like any vendor.
     let app = spawn_settings(Settings {
-        providers: with_meter(),
+        providers: with(&METER),
         ..Settings::new(ConfigSource::File(file.clone()), "127.0.0.1:0")
     })
     .await;

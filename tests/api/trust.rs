@@ -2,24 +2,15 @@
 //! the schedule does; a reload keeps what did not change; a panicking collector is an
 //! error like any other.
 
-use std::any::Any;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-
 use balance_exporter::app::{ConfigSource, Settings};
-use balance_exporter::collector::{CollectError, Collector};
-use balance_exporter::config::fields::Fields;
-use balance_exporter::metrics::{GaugeFamily, Registry};
-use balance_exporter::provider::{families, Account, Families, Provider};
-use balance_exporter::providers;
+use balance_exporter::collector::CollectError;
 use balance_exporter::simulator::{Fault, Route, SimOptions};
-use balance_exporter::timing::Timing;
-use balance_exporter::upstream::Upstream;
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use tokio::time::Instant;
 
 use crate::helpers::*;
+use crate::vendor::{with, Attempt, Vendor};
 
 const CREDITS: &str = r#"acedata_balance_credits{account="main"}"#;
 const LAST_SUCCESS: &str = r#"balance_exporter_collector_last_success_timestamp_seconds{account="main",collector="acedata_balance"}"#;
@@ -298,87 +289,22 @@ fn row_field(
 }
 
 /// A vendor whose collector panics on its first attempt and works after.
-#[derive(Debug)]
-struct Flaky;
-static FLAKY: Flaky = Flaky;
+static FLAKY: Vendor = Vendor {
+    name: "flaky",
+    title: "Flaky",
+    gauge: "flaky_level",
+    help: "Level.",
+    poll: panic_first,
+};
 
-#[derive(Debug)]
-struct FlakyAccount {
-    name: String,
-    timing: Timing,
-}
-
-struct FlakyCollector {
-    account: String,
-    attempts: AtomicUsize,
-    level: Arc<GaugeFamily>,
-}
-
-impl Provider for Flaky {
-    fn name(&self) -> &'static str {
-        "flaky"
-    }
-    fn title(&self) -> &'static str {
-        "Flaky"
-    }
-    fn parse_account(&self, f: &mut Fields<'_>, defaults: Timing) -> Option<Arc<dyn Account>> {
-        let name = f.string("name", true);
-        let timing = f.timing(defaults);
-        Some(Arc::new(FlakyAccount {
-            name: name?,
-            timing,
-        }))
-    }
-    fn register(&self, r: &Registry) -> Families {
-        Arc::new(GaugeFamily::new(r, "flaky_level", "Level.", &[]))
-    }
-}
-
-impl Account for FlakyAccount {
-    fn name(&self) -> &str {
-        &self.name
-    }
-    fn timing(&self) -> Timing {
-        self.timing
-    }
-    fn low_balance_threshold(&self) -> Option<f64> {
-        None
-    }
-    fn collectors(&self, f: &Families, _upstream: &Upstream) -> Vec<Box<dyn Collector>> {
-        vec![Box::new(FlakyCollector {
-            account: self.name.clone(),
-            attempts: AtomicUsize::new(0),
-            level: families(f),
-        })]
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-}
-
-impl Collector for FlakyCollector {
-    fn name(&self) -> &'static str {
-        "flaky_level"
-    }
-    fn account(&self) -> &str {
-        &self.account
-    }
-    fn collect(&mut self, _deadline: Instant) -> BoxFuture<'_, Result<(), CollectError>> {
-        async move {
-            if self.attempts.fetch_add(1, Ordering::SeqCst) == 0 {
-                panic!("a bug in the flaky collector");
-            }
-            self.level.set(&self.account, 7.0);
-            Ok(())
+fn panic_first(a: &Attempt) -> BoxFuture<'_, Result<f64, CollectError>> {
+    async move {
+        if a.number == 0 {
+            panic!("a bug in the flaky collector");
         }
-        .boxed()
+        Ok(7.0)
     }
-    fn families(&self) -> Vec<&GaugeFamily> {
-        vec![&self.level]
-    }
-    fn secrets(&self) -> Vec<secrecy::SecretString> {
-        Vec::new()
-    }
+    .boxed()
 }
 
 #[tokio::test]
@@ -387,11 +313,7 @@ async fn a_panicking_attempt_is_counted_shown_retried_and_counts_for_readiness()
     let file = dir.0.join("config.yaml");
     std::fs::write(&file, "flaky:\n  - name: f1\n    interval: 500ms\n").unwrap();
     let mut settings = Settings::new(ConfigSource::File(file), "127.0.0.1:0");
-    settings.providers = {
-        let mut list = providers::all();
-        list.push(&FLAKY);
-        list
-    };
+    settings.providers = with(&FLAKY);
     let app = spawn_settings(settings).await;
     app.wait_ready().await;
     let internal = r#"balance_exporter_collector_errors_total{account="f1",collector="flaky_level",reason="internal"}"#;
