@@ -17,21 +17,17 @@ work=$(mktemp -d)
 # target/dist/, as a user would, not taken from scripts/package.sh's storage.
 containers=$root/target/package-test/containers
 trap 'rm -rf "$work"' EXIT
+# shellcheck source=scripts/lib/apt.sh
+source "$root/scripts/lib/apt.sh"
+# shellcheck source=scripts/lib/http.sh
+source "$root/scripts/lib/http.sh"
 
 [[ $(id -u) -eq 0 ]] || { echo "scripts/package-test.sh installs a package: run it as root" >&2; exit 1; }
 
 install_tools() {
-  local missing=() p
   # lintian: the Debian package checker; qemu-user-static: runs the arm64
   # binary; systemd: systemd-analyze; prometheus: promtool; iproute2: ss.
-  for p in lintian qemu-user-static libc6-arm64-cross systemd prometheus curl iproute2 buildah; do
-    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
-  done
-  if ((${#missing[@]} > 0)); then
-    echo "installing Debian packages: ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  fi
+  apt_install_missing lintian qemu-user-static libc6-arm64-cross systemd prometheus curl iproute2 buildah
 }
 
 # Prints what CMD... printed and fails unless a line matches PATTERN (grep -E).
@@ -41,21 +37,6 @@ expect_line() {
   out=$("$@")
   echo "$out"
   grep -Eq -- "$pattern" <<<"$out" || { echo "expected a line matching $pattern"; return 1; }
-}
-
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# Waits until URL answers 200, for at most $2 seconds.
-wait_http() {
-  local i
-  for ((i = 0; i < $2 * 10; i++)); do
-    curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "no answer from $1 after $2 s"
-  return 1
 }
 
 # /metrics of a --demo exporter at PORT: both vendors' series, valid for promtool.

@@ -16,6 +16,8 @@ set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
+# shellcheck source=scripts/lib/apt.sh
+source "$root/scripts/lib/apt.sh"
 
 cargo_deb_version=3.8.0
 tools=$root/target/package-tools
@@ -45,20 +47,10 @@ log() { printf '\n--> %s\n' "$*"; }
 # --- tools -----------------------------------------------------------------
 
 install_tools() {
-  local missing=() pkg
   # musl-tools: the C compiler for ring on x86_64 musl; gcc-aarch64-linux-gnu and
   # its libc headers: compiler and linker for aarch64 (Rust brings musl's crt
   # and libc itself); dpkg-dev: dpkg-shlibdeps for the package's Depends.
-  for pkg in musl-tools gcc-aarch64-linux-gnu libc6-dev-arm64-cross dpkg-dev help2man buildah; do
-    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
-  done
-  if ((${#missing[@]} > 0)); then
-    local sudo=()
-    [[ $(id -u) -eq 0 ]] || sudo=(sudo)
-    echo "installing Debian packages: ${missing[*]}"
-    "${sudo[@]}" apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  fi
+  apt_install_missing musl-tools gcc-aarch64-linux-gnu libc6-dev-arm64-cross dpkg-dev help2man buildah
   local installed
   installed=$(rustup target list --installed)
   local target

@@ -66,7 +66,7 @@ bash scripts/package-test.sh
 
 step "shellcheck"
 apt_install shellcheck
-shellcheck scripts/*.sh scripts/ops/*.sh .ci/run
+shellcheck scripts/*.sh scripts/ops/*.sh scripts/lib/*.sh .ci/run
 
 echo
 echo "==> all checks passed"

@@ -20,6 +20,10 @@ rules=deploy/prometheus/balance-exporter.rules.yml
 dashboard=grafana/dashboards/balance-exporter.json
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+# shellcheck source=scripts/lib/apt.sh
+source "$root/scripts/lib/apt.sh"
+# shellcheck source=scripts/lib/http.sh
+source "$root/scripts/lib/http.sh"
 
 # --- tools -----------------------------------------------------------------
 
@@ -34,13 +38,7 @@ install_debian_packages() {
   command -v curl >/dev/null || missing+=(curl)
   command -v npm >/dev/null || missing+=(nodejs npm)
   python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
-  if ((${#missing[@]} > 0)); then
-    local sudo=()
-    [[ $(id -u) -eq 0 ]] || sudo=(sudo)
-    echo "installing Debian packages: ${missing[*]}"
-    "${sudo[@]}" apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  fi
+  apt_install_missing "${missing[@]}"
 }
 
 install_python_tools() {
@@ -214,21 +212,6 @@ check_systemd_socket() {
     { echo "$out"; return 1; }
   [[ -z $out ]] || { echo "$out"; return 1; }
   echo "systemd-analyze verify (socket activation): no findings"
-}
-
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-# Waits until URL answers 200, for at most $2 seconds.
-wait_http() {
-  local i
-  for ((i = 0; i < $2 * 10; i++)); do
-    curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "no answer from $1 after $2 s"
-  return 1
 }
 
 # The example configuration from the ConfigMap passes the exporter's own
