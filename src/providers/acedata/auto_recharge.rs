@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use super::client::AcedataClient;
 use super::metrics::AcedataMetrics;
-use super::model::parse_list;
+use super::model;
 use super::paging::all_pages;
 use crate::collector::{impl_collector, CollectError};
 
@@ -39,11 +39,7 @@ pub struct AutoRecharge {
 
 /// Parse one page: `(count, configs)`.
 pub fn parse_page(body: &[u8]) -> Result<(u64, Vec<AutoRecharge>), CollectError> {
-    let page = parse_list::<AutoRecharge>(body, "auto-recharge configs")?;
-    let count = page
-        .count
-        .ok_or_else(|| CollectError::decode("auto-recharge configs: `count` is missing"))?;
-    Ok((count, page.items))
+    model::parse_page(body, "auto-recharge configs")
 }
 
 impl AutoRechargeCollector {

@@ -193,6 +193,19 @@ pub fn parse_list<T: DeserializeOwned>(
     })
 }
 
+/// Parse one page of a list read page by page: `(count, items)`. `count` is required,
+/// as it says when the last page has been read.
+pub fn parse_page<T: DeserializeOwned>(
+    body: &[u8],
+    what: &str,
+) -> Result<(u64, Vec<T>), CollectError> {
+    let page = parse_list::<T>(body, what)?;
+    let count = page
+        .count
+        .ok_or_else(|| CollectError::decode(format!("{what}: `count` is missing")))?;
+    Ok((count, page.items))
+}
+
 /// Parse a distribution-statuses answer.
 pub fn parse_statuses(body: &[u8]) -> Result<ListPage<Status>, CollectError> {
     parse_list(body, "distribution statuses")
@@ -206,21 +219,13 @@ pub fn parse_levels(body: &[u8]) -> Result<ListPage<Level>, CollectError> {
 /// Parse one distribution-histories page; `count` is required here because the
 /// sync needs it.
 pub fn parse_history_page(body: &[u8]) -> Result<(u64, Vec<HistoryRecord>), CollectError> {
-    let page: ListPage<HistoryRecord> = parse_list(body, "distribution histories")?;
-    let count = page
-        .count
-        .ok_or_else(|| CollectError::decode("distribution histories: `count` is missing"))?;
-    Ok((count, page.items))
+    parse_page(body, "distribution histories")
 }
 
 /// Parse one applications page; `count` is required to know when the last page
 /// has been read.
 pub fn parse_applications_page(body: &[u8]) -> Result<(u64, Vec<Application>), CollectError> {
-    let page: ListPage<Application> = parse_list(body, "applications")?;
-    let count = page
-        .count
-        .ok_or_else(|| CollectError::decode("applications: `count` is missing"))?;
-    Ok((count, page.items))
+    parse_page(body, "applications")
 }
 
 pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8], what: &str) -> Result<T, CollectError> {

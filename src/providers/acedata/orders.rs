@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use super::client::AcedataClient;
 use super::clock::Clock;
 use super::metrics::AcedataMetrics;
-use super::model::{decimal_from_string_or_number, parse_list, parse_timestamp, to_f64};
+use super::model::{decimal_from_string_or_number, parse_page, parse_timestamp, to_f64};
 use super::paging::all_pages;
 use crate::collector::{impl_collector, CollectError};
 
@@ -70,11 +70,7 @@ fn optional_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Erro
 
 /// Parse one orders page: `(count, orders)`; `count` says when the last page is read.
 pub fn parse_orders_page(body: &[u8]) -> Result<(u64, Vec<Order>), CollectError> {
-    let page = parse_list::<Order>(body, "orders")?;
-    let count = page
-        .count
-        .ok_or_else(|| CollectError::decode("orders: `count` is missing"))?;
-    Ok((count, page.items))
+    parse_page(body, "orders")
 }
 
 /// What the metrics show of the orders of the window.
