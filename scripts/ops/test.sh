@@ -83,7 +83,7 @@ install_node_tools() {
 # on with the next one and fails at the end if any failed.
 
 check_shell() {
-  shellcheck "$ops"/*.sh
+  shellcheck -x "$ops"/*.sh scripts/lib/*.sh
 }
 
 check_yaml() {
