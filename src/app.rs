@@ -1,7 +1,7 @@
 //! Build the exporter from settings — registry, collectors, scheduler, server — and
 //! run it until a shutdown future resolves. Also handles reloads.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,9 +12,10 @@ use tokio::sync::mpsc;
 
 use crate::collector::Scheduled;
 use crate::config::{Config, ConfigError};
+use crate::fingerprint::Fingerprint;
 use crate::listen::{Listen, ListenError};
 use crate::metrics::{Exposition, Registry};
-use crate::provider::{self, Account, Provider, ProviderMetrics};
+use crate::provider::{self, Provider, ProviderMetrics};
 use crate::readiness::Readiness;
 use crate::scheduler::{Change, Scheduler, Shared};
 use crate::self_metrics::SelfMetrics;
@@ -310,7 +311,7 @@ impl Application {
 struct Running {
     scheduler: Scheduler,
     /// The accounts polled (this shard's), to tell on reload what changed.
-    config: Config,
+    accounts: Accounts,
     /// One client for the whole run: a reload keeps its connection pool.
     upstream: Upstream,
 }
@@ -357,7 +358,7 @@ impl Running {
         tracing::info!(collectors = collectors.len(), "starting collectors");
         Running {
             scheduler: Scheduler::start(collectors, shared, config.max_concurrent_requests),
-            config,
+            accounts: Accounts::of(&config),
             upstream,
         }
     }
@@ -373,7 +374,14 @@ impl Running {
         shared: &Shared,
     ) -> Running {
         let config = Running::prepare(config, shard, shared);
-        let change = diff(&self.config, &config, providers, &self.upstream);
+        let accounts = Accounts::of(&config);
+        let change = diff(
+            &self.accounts,
+            &accounts,
+            &config,
+            providers,
+            &self.upstream,
+        );
         tracing::info!(
             restarted = change.remove.len(),
             started = change.add.len(),
@@ -382,50 +390,86 @@ impl Running {
         self.upstream
             .set_max_concurrent(config.max_concurrent_requests);
         self.scheduler.apply(change).await;
-        self.config = config;
+        self.accounts = accounts;
         self
     }
 }
 
-/// What a reload from `old` to `new` changes: the accounts to stop (removed or
-/// changed) and the collectors to start (new or changed accounts).
-fn diff(old: &Config, new: &Config, providers: &ProviderMetrics, upstream: &Upstream) -> Change {
-    let mut before: HashMap<(&'static str, &str), &dyn Account> = HashMap::new();
-    for section in &old.sections {
-        for a in &section.accounts {
-            before.insert((section.provider.name(), a.name()), a.as_ref());
-        }
+/// The accounts polled, sorted by vendor and name, each with the fingerprint of its
+/// configuration: all a reload needs to tell what changed (the configuration itself is
+/// not kept).
+struct Accounts(Box<[Polled]>);
+
+/// An account's vendor, name and fingerprint (`None`: its vendor cannot tell, so it
+/// restarts on every reload).
+type Polled = (&'static str, Box<str>, Option<Fingerprint>);
+
+impl Accounts {
+    fn of(config: &Config) -> Accounts {
+        let mut accounts: Vec<_> = config
+            .sections
+            .iter()
+            .flat_map(|section| {
+                section
+                    .accounts
+                    .iter()
+                    .map(|a| (section.provider.name(), a.name().into(), a.fingerprint()))
+            })
+            .collect();
+        accounts.sort_unstable_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        Accounts(accounts.into_boxed_slice())
     }
-    let mut remove = HashSet::new();
+
+    /// The accounts of `new` configured exactly as in `self`.
+    fn unchanged<'a>(&self, new: &'a Accounts) -> HashSet<(&'static str, &'a str)> {
+        new.0
+            .iter()
+            .filter(|(provider, name, now)| {
+                now.is_some()
+                    && self
+                        .0
+                        .binary_search_by(|(p, n, _)| (*p, &**n).cmp(&(*provider, &**name)))
+                        .is_ok_and(|i| self.0[i].2 == *now)
+            })
+            .map(|(provider, name, _)| (*provider, &**name))
+            .collect()
+    }
+}
+
+/// What a reload from `old` to `new` (the accounts of `config`) changes: the accounts
+/// to stop (removed or changed) and the collectors to start (new or changed accounts).
+fn diff(
+    old: &Accounts,
+    new: &Accounts,
+    config: &Config,
+    providers: &ProviderMetrics,
+    upstream: &Upstream,
+) -> Change {
+    let unchanged = old.unchanged(new);
+    let remove = old
+        .0
+        .iter()
+        .filter(|(provider, name, _)| !unchanged.contains(&(*provider, &**name)))
+        .map(|(provider, name, _)| (*provider, name.to_string()))
+        .collect();
     let mut add = Vec::new();
-    for section in &new.sections {
+    for section in &config.sections {
         let provider = section.provider.name();
         for a in &section.accounts {
-            match before.remove(&(provider, a.name())) {
-                Some(was) if was.same_as(a.as_ref()) => {}
-                was => {
-                    if was.is_some() {
-                        remove.insert((provider, a.name().to_string()));
-                    }
-                    add.extend(provider::account_collectors(
-                        section.provider,
-                        a.as_ref(),
-                        providers,
-                        upstream,
-                    ));
-                }
+            if !unchanged.contains(&(provider, a.name())) {
+                add.extend(provider::account_collectors(
+                    section.provider,
+                    a.as_ref(),
+                    providers,
+                    upstream,
+                ));
             }
         }
     }
-    remove.extend(
-        before
-            .into_keys()
-            .map(|(provider, name)| (provider, name.to_string())),
-    );
     Change {
         remove,
         add,
-        max_concurrent: new.max_concurrent_requests,
+        max_concurrent: config.max_concurrent_requests,
     }
 }
 
@@ -449,3 +493,85 @@ fn spawn_sighup(reload: mpsc::Sender<ReloadRequest>) {
 
 #[cfg(not(unix))]
 fn spawn_sighup(_reload: mpsc::Sender<ReloadRequest>) {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fingerprint::Fingerprinter;
+    use crate::metrics::Registry;
+
+    fn config(yaml: &str) -> Config {
+        Config::from_yaml(yaml, &crate::providers::all()).unwrap()
+    }
+
+    #[test]
+    fn a_reload_restarts_exactly_the_changed_removed_and_new_accounts() {
+        let old = config(
+            "acedata:\n  - {name: keep, token: t}\n  - {name: change, token: t}\n  - {name: gone, token: t}\nyeastar:\n  - {name: keep, access_token: t}\n  - {name: change, access_token: t}\n",
+        );
+        let new = config(
+            "acedata:\n  - {name: keep, token: t}\n  - {name: change, token: t, user_id: me}\n  - {name: new, token: t}\nyeastar:\n  - {name: keep, access_token: t}\n  - {name: change, access_token_env: PATH}\n",
+        );
+        let providers = ProviderMetrics::register(&Registry::new(), &crate::providers::all());
+        let upstream = Upstream::new(4);
+        let change = diff(
+            &Accounts::of(&old),
+            &Accounts::of(&new),
+            &new,
+            &providers,
+            &upstream,
+        );
+        let mut removed: Vec<_> = change.remove.into_iter().collect();
+        removed.sort();
+        assert_eq!(
+            removed,
+            [
+                ("acedata", "change".to_string()),
+                ("acedata", "gone".to_string()),
+                ("yeastar", "change".to_string())
+            ]
+        );
+        let mut started: Vec<_> = change
+            .add
+            .iter()
+            .map(|s| (s.provider, s.collector.account().to_string()))
+            .collect();
+        started.dedup();
+        assert_eq!(
+            started,
+            [
+                ("acedata", "change".to_string()),
+                ("acedata", "new".to_string()),
+                ("yeastar", "change".to_string())
+            ]
+        );
+        assert_eq!(change.add.len(), 8 + 8 + 1, "every collector of each");
+
+        // The same file again: nothing changes.
+        let again = config(
+            "acedata:\n  - {name: keep, token: t}\n  - {name: change, token: t, user_id: me}\n  - {name: new, token: t}\nyeastar:\n  - {name: keep, access_token: t}\n  - {name: change, access_token_env: PATH}\n",
+        );
+        let change = diff(
+            &Accounts::of(&new),
+            &Accounts::of(&again),
+            &again,
+            &providers,
+            &upstream,
+        );
+        assert!(change.remove.is_empty() && change.add.is_empty());
+    }
+
+    #[test]
+    fn accounts_without_a_fingerprint_restart_on_every_reload() {
+        let f = Fingerprinter::new().key("k", "v").finish();
+        let accounts = || {
+            Accounts(Box::new([
+                ("told", "a".into(), Some(f)),
+                ("untold", "a".into(), None),
+            ]))
+        };
+        let (old, new) = (accounts(), accounts());
+        let unchanged: Vec<_> = old.unchanged(&new).into_iter().collect();
+        assert_eq!(unchanged, [("told", "a")]);
+    }
+}

@@ -9,6 +9,7 @@ pub mod collector;
 pub mod config;
 pub mod demo;
 pub mod file_stamp;
+pub mod fingerprint;
 pub mod heap;
 pub mod html;
 pub mod listen;

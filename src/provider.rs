@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use crate::collector::{Collector, Scheduled};
 use crate::config::fields::Fields;
+use crate::fingerprint::Fingerprint;
 use crate::metrics::Registry;
 use crate::timing::Timing;
 use crate::upstream::Upstream;
@@ -59,13 +60,13 @@ pub trait Account: fmt::Debug + Send + Sync + 'static {
     /// The account's collectors, writing into `families` (what this vendor's
     /// [`Provider::register`] returned).
     fn collectors(&self, families: &Families, upstream: &Upstream) -> Vec<Box<dyn Collector>>;
-    /// Whether `other` is configured exactly as this account (every key, the source
-    /// of each secret included). A reload keeps the collectors, and all their state,
-    /// of an account that is the same; a vendor that cannot tell restarts its
-    /// accounts on every reload.
-    fn same_as(&self, other: &dyn Account) -> bool {
-        let _ = other;
-        false
+    /// The fingerprint of the account's whole configuration: every key, each secret
+    /// by its source (the same inline value, file path or variable name; see
+    /// [`crate::fingerprint`]). A reload keeps the collectors, and all their state, of
+    /// an account whose fingerprint is unchanged; an account without one (a vendor
+    /// that cannot tell) restarts on every reload.
+    fn fingerprint(&self) -> Option<Fingerprint> {
+        None
     }
     /// The concrete account, for a vendor's own code and tests.
     fn as_any(&self) -> &dyn Any;

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use secrecy::SecretString;
 
 use crate::file_stamp::FileStamp;
+use crate::fingerprint::Fingerprinter;
 
 /// Where a secret comes from.
 #[derive(Debug, Clone)]
@@ -56,6 +57,20 @@ impl Clone for Secret {
 }
 
 impl Secret {
+    /// Feed the key `name` with where this secret comes from, as `==` compares
+    /// secrets: the kind of source and the inline value, file path or variable name (a
+    /// rotated file or variable is the same secret: it is re-read, not restarted).
+    pub fn fingerprint(&self, name: &str, f: &mut Fingerprinter) {
+        use secrecy::ExposeSecret;
+        match &self.source {
+            // Only into the digest under the process's random keys (see
+            // [`crate::fingerprint`]): nothing of the value is kept.
+            SecretSource::Literal(value) => f.key(name, &(0u8, value.expose_secret())),
+            SecretSource::File(path) => f.key(name, &(1u8, path)),
+            SecretSource::Env(variable) => f.key(name, &(2u8, variable)),
+        };
+    }
+
     /// A secret read from `source`.
     pub fn new(source: SecretSource) -> Self {
         let cache = matches!(source, SecretSource::File(_)).then(|| Arc::new(Mutex::new(None)));

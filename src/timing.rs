@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 /// Polling cadence of one account.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Timing {
     /// Time between the starts of two attempts.
     pub interval: Duration,

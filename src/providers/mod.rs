@@ -14,4 +14,6 @@ pub fn all() -> Vec<&'static dyn Provider> {
 }
 
 #[cfg(test)]
+mod fingerprint_tests;
+#[cfg(test)]
 mod tests;

@@ -229,8 +229,10 @@ async fn withdrawn_at_max_staleness(w: &World, account: &str, success: Instant) 
 }
 
 #[test]
-fn a_waiting_collector_costs_a_64_byte_slot() {
-    assert!(std::mem::size_of::<Option<Slot>>() <= 64);
+fn a_waiting_collector_costs_a_72_byte_slot() {
+    // The status row handle is its account's rows and an index (16 bytes): 8 more
+    // here, against 50 less on the status board per row.
+    assert!(std::mem::size_of::<Option<Slot>>() <= 72);
 }
 
 #[tokio::test(start_paused = true)]

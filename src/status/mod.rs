@@ -8,8 +8,8 @@
 pub mod page;
 mod row;
 
-use row::Row;
 pub use row::TaskRow;
+use row::{AccountRows, Row};
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -209,19 +209,25 @@ struct Header {
     shard: Option<Shard>,
 }
 
-/// The rows of one account, by collector name.
-type AccountRows = Vec<(&'static str, TaskRow)>;
-
 /// The shared state table: one row per task, plus the page header. Cheap to read.
 ///
-/// At 10,000 accounts there are 51,000 rows, so a row is kept small: the account name
-/// is stored once (the key of the account's rows), a row holds no name at all, the
-/// rarely-set parts are boxed and "never" is a NaN timestamp. [`TaskStatus`], the
-/// view the page serializes, is built from it at snapshot time.
+/// At 10,000 accounts there are 81,000 rows, so a row is kept small: the account name
+/// is stored once (the key of the account's rows), a collector name once for the
+/// board (a row holds its index), an account's rows share one allocation and one
+/// lock, the rarely-set parts are boxed and "never" is a NaN timestamp.
+/// [`TaskStatus`], the view the page serializes, is built from it at snapshot time.
 pub struct StatusBoard {
     started: SystemTime,
     header: Mutex<Header>,
-    rows: RwLock<BTreeMap<Box<str>, AccountRows>>,
+    table: RwLock<Table>,
+}
+
+#[derive(Default)]
+struct Table {
+    accounts: BTreeMap<Box<str>, Arc<AccountRows>>,
+    /// Every collector name registered; rows hold their index. A handful, never
+    /// forgotten.
+    collectors: Vec<&'static str>,
 }
 
 impl StatusBoard {
@@ -236,7 +242,7 @@ impl StatusBoard {
                 last_reload: None,
                 shard: None,
             }),
-            rows: RwLock::new(BTreeMap::new()),
+            table: RwLock::new(Table::default()),
         })
     }
 
@@ -266,21 +272,40 @@ impl StatusBoard {
     /// The row of a task, created as "not yet run" when new; a task that survives a
     /// reload keeps its history.
     pub fn register(&self, collector: &'static str, account: &str, interval: Duration) -> TaskRow {
-        let mut map = self.rows.write().unwrap_or_else(|e| e.into_inner());
-        if !map.contains_key(account) {
-            map.insert(account.into(), Vec::new());
-        }
-        let rows = map.get_mut(account).expect("inserted above");
-        let row = match rows.binary_search_by(|(c, _)| (*c).cmp(collector)) {
-            Ok(i) => rows[i].1.clone(),
-            Err(i) => {
-                // Rows are added once per task, not per attempt: an exact fit costs
-                // one reallocation each and wastes nothing.
-                rows.reserve_exact(1);
-                let row = TaskRow(Arc::new(Mutex::new(Row::new())));
-                rows.insert(i, (collector, row.clone()));
-                row
+        let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
+        let id = match table.collectors.iter().position(|c| *c == collector) {
+            Some(id) => id,
+            None => {
+                table.collectors.push(collector);
+                table.collectors.len() - 1
             }
+        };
+        let id = u16::try_from(id).expect("fewer than 2^16 collector names");
+        if !table.accounts.contains_key(account) {
+            table.accounts.insert(account.into(), Arc::default());
+        }
+        let rows = table.accounts[account].clone();
+        let index = {
+            let mut list = rows.lock();
+            match list.iter().position(|r| r.collector == id) {
+                Some(i) => {
+                    if !list[i].live {
+                        list[i] = Row::new(id);
+                    }
+                    i
+                }
+                None => {
+                    // Rows are added once per task, not per attempt: an exact fit costs
+                    // one reallocation each and wastes nothing.
+                    list.reserve_exact(1);
+                    list.push(Row::new(id));
+                    list.len() - 1
+                }
+            }
+        };
+        let row = TaskRow {
+            rows,
+            index: u32::try_from(index).expect("fewer than 2^32 collectors an account"),
         };
         row.update(|r| r.interval_seconds = interval.as_secs_f64());
         row
@@ -288,16 +313,25 @@ impl StatusBoard {
 
     /// Forget a task (its account or collector left the configuration).
     pub fn remove(&self, collector: &str, account: &str) {
-        let mut map = self.rows.write().unwrap_or_else(|e| e.into_inner());
-        let Some(rows) = map.get_mut(account) else {
+        let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
+        let Some(id) = table.collectors.iter().position(|c| *c == collector) else {
             return;
         };
-        if let Ok(i) = rows.binary_search_by(|(c, _)| (*c).cmp(collector)) {
-            rows.remove(i);
-            rows.shrink_to_fit();
-        }
-        if rows.is_empty() {
-            map.remove(account);
+        let Some(rows) = table.accounts.get(account) else {
+            return;
+        };
+        let empty = {
+            let mut list = rows.lock();
+            if let Some(r) = list.iter_mut().find(|r| usize::from(r.collector) == id) {
+                // The slot stays for the account's other rows' indices; what the task
+                // had (its error, its note) goes.
+                *r = Row::new(r.collector);
+                r.live = false;
+            }
+            list.iter().all(|r| !r.live)
+        };
+        if empty {
+            table.accounts.remove(account);
         }
     }
 
@@ -305,13 +339,22 @@ impl StatusBoard {
     pub fn snapshot(&self) -> StatusView {
         let now = SystemTime::now();
         let tasks = {
-            let map = self.rows.read().unwrap_or_else(|e| e.into_inner());
-            let mut tasks = Vec::with_capacity(map.values().map(Vec::len).sum());
-            for (account, rows) in map.iter() {
-                for (collector, row) in rows {
-                    let r = row.0.lock().unwrap_or_else(|e| e.into_inner());
-                    tasks.push(r.view(account, collector));
+            let table = self.table.read().unwrap_or_else(|e| e.into_inner());
+            let mut tasks = Vec::with_capacity(
+                table
+                    .accounts
+                    .values()
+                    .map(|rows| rows.lock().iter().filter(|r| r.live).count())
+                    .sum(),
+            );
+            for (account, rows) in &table.accounts {
+                let first = tasks.len();
+                for r in rows.lock().iter().filter(|r| r.live) {
+                    tasks.push(r.view(account, table.collectors[usize::from(r.collector)]));
                 }
+                // An account's rows are in the order they were registered; the page
+                // lists them by collector.
+                tasks[first..].sort_unstable_by_key(|t: &TaskStatus| t.collector);
             }
             tasks
         };
@@ -363,13 +406,55 @@ mod tests {
     fn status_rows_are_small_and_cheap_to_share() {
         fn shareable<T: Clone + Send + Sync + 'static>() {}
         shareable::<TaskRow>();
-        assert_eq!(std::mem::size_of::<TaskRow>(), 8);
-        // With the lock and the Arc's counts: 88 bytes, a 96-byte malloc chunk.
+        assert_eq!(std::mem::size_of::<TaskRow>(), 16);
         assert!(
             std::mem::size_of::<Row>() <= 64,
             "{}",
             std::mem::size_of::<Row>()
         );
+    }
+
+    #[test]
+    fn an_accounts_rows_share_one_allocation_and_removed_slots_are_reused() {
+        let board = StatusBoard::new("x");
+        let rows: Vec<TaskRow> = ["c", "a", "b"]
+            .into_iter()
+            .map(|c| board.register(c, "acct", MIN))
+            .collect();
+        assert!(rows.iter().all(|r| Arc::ptr_eq(&r.rows, &rows[0].rows)));
+        assert_eq!(rows[0].rows.lock().len(), 3);
+        let other = board.register("a", "other", MIN);
+        assert!(!Arc::ptr_eq(&other.rows, &rows[0].rows));
+
+        // A removed task's slot stays (the others' indices hold); it comes back
+        // afresh in the same slot, and a write through its old handle shows nowhere
+        // while it is gone.
+        rows[2].succeeded(SystemTime::now(), MIN, Some(3));
+        board.remove("b", "acct");
+        rows[2].succeeded(SystemTime::now(), MIN, Some(4));
+        let names = |b: &StatusBoard| -> Vec<&'static str> {
+            b.snapshot()
+                .tasks
+                .iter()
+                .filter(|t| t.account == "acct")
+                .map(|t| t.collector)
+                .collect()
+        };
+        assert_eq!(names(&board), ["a", "c"]);
+        rows[0].failed(
+            SystemTime::now(),
+            MIN,
+            ErrorInfo::from_error(&CollectError::Timeout, &[], SystemTime::now()),
+            false,
+            None,
+        );
+        assert_eq!(task(&board, "acct", "c").state, State::Failing);
+        let back = board.register("b", "acct", MIN);
+        assert_eq!((back.index, rows[0].rows.lock().len()), (2, 3));
+        assert_eq!(task(&board, "acct", "b").state, State::NotYetRun);
+        assert_eq!(names(&board), ["a", "b", "c"]);
+        // The collector names are stored once for the board.
+        assert_eq!(board.table.read().unwrap().collectors, ["c", "a", "b"]);
     }
 
     #[test]
@@ -388,7 +473,7 @@ mod tests {
             json(&task(&board, "main", "acedata_balance")),
             r#"{"account":"main","collector":"acedata_balance","state":"ok","last_success":1700000001.75,"last_attempt":1700000000.25,"last_duration_seconds":1.5,"next_attempt":1700000000.25,"next_attempt_note":null,"interval_seconds":60.0,"consecutive_failures":0,"last_error":null,"series":7}"#
         );
-        assert!(row.0.lock().unwrap().rare.is_none());
+        assert!(row.rows.lock()[row.index as usize].rare.is_none());
 
         let e = CollectError::Api {
             code: "invalid_client".into(),
@@ -420,7 +505,7 @@ mod tests {
         let other = board.register("yeastar_balance", "partner", MIN);
         other.scheduled(t0, Some("note".into()));
         other.scheduled(t0, None);
-        assert!(other.0.lock().unwrap().rare.is_none());
+        assert!(other.rows.lock()[other.index as usize].rare.is_none());
     }
 
     #[test]
@@ -450,7 +535,7 @@ mod tests {
         let row = board.register("a", "acct-1", MIN);
         row.succeeded(SystemTime::now(), MIN, None);
         let again = board.register("a", "acct-1", 2 * MIN);
-        assert!(Arc::ptr_eq(&row.0, &again.0));
+        assert!(Arc::ptr_eq(&row.rows, &again.rows) && row.index == again.index);
         let t = task(&board, "acct-1", "a");
         assert_eq!((t.state, t.interval_seconds), (State::Ok, 120.0));
 
@@ -459,7 +544,7 @@ mod tests {
         board.remove("c", "acct-2");
         assert_eq!(keys(&board), ["acct-1/b", "acct-2/a", "acct-2/b"]);
         board.remove("b", "acct-1");
-        assert!(!board.rows.read().unwrap().contains_key("acct-1"));
+        assert!(!board.table.read().unwrap().accounts.contains_key("acct-1"));
         // A row registered after its removal starts afresh.
         board.register("a", "acct-1", MIN);
         assert_eq!(task(&board, "acct-1", "a").state, State::NotYetRun);

@@ -75,7 +75,7 @@ impl Query {
     }
 }
 
-/// Most rows the HTML page lists: at 10,000 accounts there are 51,000, which no one
+/// Most rows the HTML page lists: at 10,000 accounts there are 81,000, which no one
 /// reads on a page (29 MB of HTML). Problems come first; the filters and the JSON reach
 /// every row.
 pub const HTML_ROWS: usize = 1000;

@@ -1,8 +1,8 @@
 //! One task's row of the status table as stored: small, since at 10,000 accounts
-//! there are 51,000 of them (no names, "never" as NaN, the rarely-set parts boxed),
-//! and the handle its scheduler writes it through.
+//! there are 81,000 of them (no names, "never" as NaN, the rarely-set parts boxed),
+//! the rows of one account, and the handle a task's scheduler writes its row through.
 
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use super::{unix, ErrorInfo, State, TaskStatus};
@@ -35,6 +35,11 @@ pub(super) struct Row {
     /// fit in memory) would show as that.
     series: u32,
     state: State,
+    /// The task's collector, as an index into the board's collector names.
+    pub(super) collector: u16,
+    /// `false` once the task was removed: its slot stays (the handles of the
+    /// account's other tasks hold indices) and is reused if the task comes back.
+    pub(super) live: bool,
     /// The note and the last error; `None` for a task that never failed.
     pub(super) rare: Option<Box<Rare>>,
 }
@@ -47,7 +52,8 @@ pub(super) struct Rare {
 }
 
 impl Row {
-    pub(super) fn new() -> Row {
+    /// A live row of `collector`, not yet run.
+    pub(super) fn new(collector: u16) -> Row {
         Row {
             last_success: NONE,
             last_attempt: NONE,
@@ -57,6 +63,8 @@ impl Row {
             consecutive_failures: 0,
             series: NO_SERIES,
             state: State::NotYetRun,
+            collector,
+            live: true,
             rare: None,
         }
     }
@@ -105,13 +113,30 @@ impl Row {
     }
 }
 
-/// A task's own row, written by its scheduler task.
+/// The rows of one account, in the order their tasks were first registered: one
+/// allocation for all of them and one for the lock and the count, instead of one per
+/// row with a lock and counts of its own. A row is never moved or dropped while the
+/// account has a live one: [`TaskRow`]s hold its index.
+#[derive(Default)]
+pub(super) struct AccountRows(Mutex<Vec<Row>>);
+
+impl AccountRows {
+    pub(super) fn lock(&self) -> MutexGuard<'_, Vec<Row>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A task's own row, written by its scheduler task: its account's rows and its index
+/// there.
 #[derive(Clone)]
-pub struct TaskRow(pub(super) Arc<Mutex<Row>>);
+pub struct TaskRow {
+    pub(super) rows: Arc<AccountRows>,
+    pub(super) index: u32,
+}
 
 impl TaskRow {
     pub(super) fn update(&self, f: impl FnOnce(&mut Row)) {
-        f(&mut self.0.lock().unwrap_or_else(|e| e.into_inner()));
+        f(&mut self.rows.lock()[self.index as usize]);
     }
 
     /// The next attempt is due at `at` (`note` says why when it is later than usual).

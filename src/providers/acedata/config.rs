@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::config::fields::Fields;
+use crate::fingerprint::{Fingerprint, Fingerprinter};
 use crate::secret::Secret;
 use crate::timing::Timing;
 
@@ -56,7 +57,7 @@ impl CollectorKind {
 pub const DEFAULT_USAGE_INTERVAL: Duration = Duration::from_secs(300);
 
 /// Commission-history sync settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct HistorySettings {
     /// `limit` of each page request.
     pub page_size: u32,
@@ -189,6 +190,41 @@ impl AccountConfig {
             application_thresholds,
             usage_interval,
         })
+    }
+
+    /// The fingerprint of every key (a key added to the struct and not fed here does
+    /// not compile: the destructuring names them all, and an unused one is a lint
+    /// error).
+    pub fn fingerprint(&self) -> Fingerprint {
+        let AccountConfig {
+            name,
+            base_url,
+            token,
+            timing,
+            low_balance_threshold,
+            initialize_distribution,
+            user_id,
+            collectors,
+            history,
+            application_thresholds,
+            usage_interval,
+        } = self;
+        let mut f = Fingerprinter::new();
+        f.key("name", name).key("base_url", base_url);
+        token.fingerprint("token", &mut f);
+        f.key("timing", timing)
+            .number("low_balance_threshold", *low_balance_threshold)
+            .key("initialize_distribution", initialize_distribution)
+            .key("user_id", user_id)
+            .key("collectors", collectors)
+            .key("history", history)
+            .key("usage_interval", usage_interval);
+        let thresholds = &application_thresholds.by_service;
+        f.key("application_thresholds", &thresholds.len());
+        for (service, threshold) in thresholds {
+            f.number(service, Some(*threshold));
+        }
+        f.finish()
     }
 
     /// The cadence of one of the account's collectors: `usage_interval` for the spend

@@ -23,6 +23,7 @@ pub use self::config::{AccountConfig, CollectorKind};
 use self::metrics::AcedataMetrics;
 use crate::collector::Collector;
 use crate::config::fields::Fields;
+use crate::fingerprint::Fingerprint;
 use crate::metrics::Registry;
 use crate::provider::{self, Account, Families, Provider};
 use crate::timing::Timing;
@@ -74,8 +75,8 @@ impl Account for AccountConfig {
         collectors(self, &provider::families(families), upstream)
     }
 
-    fn same_as(&self, other: &dyn Account) -> bool {
-        other.as_any().downcast_ref::<AccountConfig>() == Some(self)
+    fn fingerprint(&self) -> Option<Fingerprint> {
+        Some(AccountConfig::fingerprint(self))
     }
 
     fn as_any(&self) -> &dyn Any {

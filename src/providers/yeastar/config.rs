@@ -1,6 +1,7 @@
 //! Configuration of one Yeastar Partner Portal account.
 
 use crate::config::fields::Fields;
+use crate::fingerprint::{Fingerprint, Fingerprinter};
 use crate::secret::Secret;
 use crate::timing::Timing;
 
@@ -34,6 +35,36 @@ pub struct AccountConfig {
 }
 
 impl AccountConfig {
+    /// The fingerprint of every key (a key added to the struct and not fed here does
+    /// not compile: the destructuring names them all, and an unused one is a lint
+    /// error).
+    pub fn fingerprint(&self) -> Fingerprint {
+        let AccountConfig {
+            name,
+            base_url,
+            auth,
+            user_agent,
+            timing,
+            low_balance_threshold,
+        } = self;
+        let mut f = Fingerprinter::new();
+        f.key("name", name).key("base_url", base_url);
+        match auth {
+            Auth::ClientCredentials {
+                client_id,
+                client_secret,
+            } => {
+                f.key("client_id", client_id);
+                client_secret.fingerprint("client_secret", &mut f);
+            }
+            Auth::StaticToken(token) => token.fingerprint("access_token", &mut f),
+        }
+        f.key("user_agent", user_agent)
+            .key("timing", timing)
+            .number("low_balance_threshold", *low_balance_threshold);
+        f.finish()
+    }
+
     /// Read one account mapping; problems go to `f`.
     pub fn parse(f: &mut Fields<'_>, defaults: Timing) -> Option<Self> {
         let name = f.string("name", true);
