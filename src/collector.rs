@@ -133,7 +133,7 @@ pub trait Collector: Send + 'static {
 /// fields listed). `collect` is the type's own `async fn poll(&mut self, deadline:
 /// Instant) -> Result<(), CollectError>`.
 ///
-/// ```ignore
+/// ```text
 /// impl_collector!(BalanceCollector, "acedata_balance", [credits, package_amount]);
 /// ```
 macro_rules! impl_collector {
