@@ -76,7 +76,11 @@ build_binaries() {
     CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=aarch64-linux-gnu-gcc \
     cargo build --locked --release --target aarch64-unknown-linux-musl
   log "cargo build --release --target aarch64-unknown-linux-gnu (the arm64 package)"
-  CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc \
+  # jemalloc (the glibc builds' allocator) fixes its page size when it is built; 64 KiB
+  # pages work on kernels of 4, 16 and 64 KiB pages alike (arm64 distributions use all
+  # three), the build host's 4 KiB only on the first.
+  JEMALLOC_SYS_WITH_LG_PAGE=16 \
+    CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc \
     CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
     cargo build --locked --release --target aarch64-unknown-linux-gnu
   local needed

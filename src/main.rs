@@ -10,8 +10,17 @@ use balance_exporter::listen::Listen;
 use balance_exporter::shard::{self, Shard};
 use balance_exporter::telemetry;
 
+/// The glibc builds' allocator (see `balance_exporter::heap`).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+/// jemalloc's options, read through its `malloc_conf` symbol before `main` runs.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[export_name = "_rjem_malloc_conf"]
+static MALLOC_CONF: Option<&u8> = Some(&balance_exporter::heap::JEMALLOC_CONF[0]);
+
 fn main() -> ExitCode {
-    balance_exporter::heap::tune();
     let cli = Cli::parse();
     if cli.config_check {
         let report = check_all(&cli, shard::host_name, &balance_exporter::providers::all());

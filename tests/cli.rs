@@ -49,6 +49,33 @@ fn version_names_version_revision_and_compiler() {
     );
 }
 
+/// The glibc build runs on jemalloc with the options of `heap::JEMALLOC_CONF`, read
+/// through the symbol the binary exports (jemalloc's `confirm_conf` lists each source
+/// of options and every value it set).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn the_glibc_build_runs_on_jemalloc_with_its_options() {
+    let out = Command::new(BIN)
+        .arg("--version")
+        .env("_RJEM_MALLOC_CONF", "confirm_conf:true")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stderr).unwrap();
+    let conf = balance_exporter::heap::JEMALLOC_CONF;
+    let conf = std::str::from_utf8(&conf[..conf.len() - 1]).unwrap();
+    assert!(
+        text.contains(&format!("global variable malloc_conf): \"{conf}\"")),
+        "{text}"
+    );
+    for option in conf.split(',') {
+        assert!(
+            text.contains(&format!("Set conf value: {option}\n")),
+            "{option} not set: {text}"
+        );
+    }
+}
+
 #[test]
 fn config_check_accepts_the_example_and_names_every_problem() {
     let dir = scratch("check");
