@@ -2,7 +2,7 @@
 //! and a clean exit on SIGTERM.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -76,21 +76,42 @@ fn the_glibc_build_runs_on_jemalloc_with_its_options() {
     }
 }
 
+/// The shipped example configuration.
+const EXAMPLE: &str = "config/balance-exporter.example.yaml";
+
+/// `--config.check --config.file FILE`, then `flags`, with each variable of `env` set
+/// (or, for `None`, removed).
+fn config_check(
+    file: impl AsRef<std::ffi::OsStr>,
+    flags: &[&str],
+    env: &[(&str, Option<&str>)],
+) -> Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["--config.check", "--config.file"])
+        .arg(file)
+        .args(flags);
+    for (name, value) in env {
+        match value {
+            Some(value) => cmd.env(name, value),
+            None => cmd.env_remove(name),
+        };
+    }
+    cmd.output().unwrap()
+}
+
 #[test]
 fn config_check_accepts_the_example_and_names_every_problem() {
     let dir = scratch("check");
     // The shipped example is valid once its secrets exist.
-    let example = std::fs::read_to_string("config/balance-exporter.example.yaml").unwrap();
-    let ok = Command::new(BIN)
-        .args([
-            "--config.check",
-            "--config.file",
-            "config/balance-exporter.example.yaml",
-        ])
-        .env("ACEDATA_TOKEN", "x")
-        .env("YEASTAR_CLIENT_SECRET", "y")
-        .output()
-        .unwrap();
+    let example = std::fs::read_to_string(EXAMPLE).unwrap();
+    let ok = config_check(
+        EXAMPLE,
+        &[],
+        &[
+            ("ACEDATA_TOKEN", Some("x")),
+            ("YEASTAR_CLIENT_SECRET", Some("y")),
+        ],
+    );
     assert!(
         ok.status.success(),
         "{}{}",
@@ -105,11 +126,7 @@ fn config_check_accepts_the_example_and_names_every_problem() {
         "defaults:\n  interval: 5 parsecs\nacedata:\n  - name: a\n    token: super-secret-token\n    token_env: ALSO\n    colour: red\nyeastar:\n  - name: y\n    client_id: id\n",
     )
     .unwrap();
-    let out = Command::new(BIN)
-        .args(["--config.check", "--config.file"])
-        .arg(&bad)
-        .output()
-        .unwrap();
+    let out = config_check(&bad, &[], &[]);
     assert!(!out.status.success());
     let err = String::from_utf8(out.stderr).unwrap();
     for needle in [
@@ -123,14 +140,7 @@ fn config_check_accepts_the_example_and_names_every_problem() {
     assert!(!err.contains("super-secret-token"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 
-    let missing = Command::new(BIN)
-        .args([
-            "--config.check",
-            "--config.file",
-            "/nonexistent/balance.yaml",
-        ])
-        .output()
-        .unwrap();
+    let missing = config_check("/nonexistent/balance.yaml", &[], &[]);
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/balance.yaml"));
 }
@@ -152,11 +162,7 @@ fn config_check_never_repeats_a_mistyped_value() {
         ),
     )
     .unwrap();
-    let out = Command::new(BIN)
-        .args(["--config.check", "--config.file"])
-        .arg(&bad)
-        .output()
-        .unwrap();
+    let out = config_check(&bad, &[], &[]);
     assert_eq!(out.status.code(), Some(1));
     let text = format!(
         "{}{}",
@@ -178,16 +184,14 @@ fn config_check_never_repeats_a_mistyped_value() {
         assert!(text.contains(needle), "missing {needle:?} in {text}");
     }
 
-    let unset = Command::new(BIN)
-        .args([
-            "--config.check",
-            "--config.file",
-            "config/balance-exporter.example.yaml",
-        ])
-        .env("ACEDATA_TOKEN", "x")
-        .env_remove("YEASTAR_CLIENT_SECRET")
-        .output()
-        .unwrap();
+    let unset = config_check(
+        EXAMPLE,
+        &[],
+        &[
+            ("ACEDATA_TOKEN", Some("x")),
+            ("YEASTAR_CLIENT_SECRET", None),
+        ],
+    );
     let text = String::from_utf8_lossy(&unset.stderr);
     assert!(
         text.contains("(1 problem)")
@@ -615,13 +619,11 @@ fn config_check_validates_accounts_of_every_shard() {
     yaml.push_str("  - name: broken\n    tokn: x\n");
     std::fs::write(&path, yaml).unwrap();
     for shard in ["0", "1", "2"] {
-        let out = Command::new(BIN)
-            .args(["--config.check", "--total-shards=3"])
-            .arg(format!("--shard={shard}"))
-            .arg("--config.file")
-            .arg(&path)
-            .output()
-            .unwrap();
+        let out = config_check(
+            &path,
+            &["--total-shards=3", &format!("--shard={shard}")],
+            &[],
+        );
         assert!(!out.status.success(), "shard {shard}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains("acedata[20].tokn: unknown key"), "{err}");
@@ -687,13 +689,7 @@ fn config_check_names_every_problem_of_the_command_line() {
         "--web.telemetry-path=metrics",
         "--web.config.file=/nonexistent/web.yml",
     ];
-    let out = Command::new(BIN)
-        .arg("--config.check")
-        .args(flags)
-        .arg("--config.file")
-        .arg(&bad)
-        .output()
-        .unwrap();
+    let out = config_check(&bad, &flags, &[]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     let expected = [
@@ -728,7 +724,7 @@ fn config_check_names_every_problem_of_the_command_line() {
             "--web.listen-address=127.0.0.1:0",
             "--web.listen-address=[::1]:0",
         ])
-        .args(["--config.file", "config/balance-exporter.example.yaml"])
+        .args(["--config.file", EXAMPLE])
         .env("ACEDATA_TOKEN", "x")
         .env("YEASTAR_CLIENT_SECRET", "y")
         .output()
