@@ -1,5 +1,6 @@
 //! One task's row of the status table as stored: small, since at 10,000 accounts
-//! there are 81,000 of them (no names, "never" as NaN, the rarely-set parts boxed),
+//! there are 81,000 of them (no names and no interval, only indices into the board's
+//! tables; "never" as NaN; the rarely-set parts boxed),
 //! the rows of one account, and the handle a task's scheduler writes its row through.
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -28,20 +29,20 @@ pub(super) struct Row {
     last_duration_seconds: f64,
     /// Unix seconds, or [`NONE`].
     next_attempt: f64,
-    pub(super) interval_seconds: f64,
-    /// Saturates (at one attempt a second, after 136 years).
-    consecutive_failures: u32,
+    /// The note, the last error and the failure count; `None` for a task that never
+    /// failed.
+    pub(super) rare: Option<Box<Rare>>,
     /// [`NO_SERIES`] when unknown; a count beyond `u32::MAX - 1` (more series than
     /// fit in memory) would show as that.
     series: u32,
-    state: State,
+    /// The task's interval, as an index into the board's intervals (unless the row's
+    /// [`Rare`] holds it: the board's table was full).
+    interval: u16,
     /// The task's collector, as an index into the board's collector names.
-    pub(super) collector: u16,
-    /// `false` once the task was removed: its slot stays (the handles of the
-    /// account's other tasks hold indices) and is reused if the task comes back.
-    pub(super) live: bool,
-    /// The note and the last error; `None` for a task that never failed.
-    pub(super) rare: Option<Box<Rare>>,
+    pub(super) collector: u8,
+    /// `None` once the task was removed: its slot stays (the handles of the account's
+    /// other tasks hold indices) and is reused if the task comes back.
+    state: Option<State>,
 }
 
 /// The parts of a row that most rows never have.
@@ -49,23 +50,54 @@ pub(super) struct Row {
 pub(super) struct Rare {
     next_attempt_note: Option<Box<str>>,
     last_error: Option<ErrorInfo>,
+    /// Saturates (at one attempt a second, after 136 years). Not 0 only with a
+    /// `last_error`, so only in a row that has this box.
+    consecutive_failures: u32,
+    /// Seconds, when the board's table of intervals is full.
+    interval_seconds: Option<f64>,
 }
 
 impl Row {
     /// A live row of `collector`, not yet run.
-    pub(super) fn new(collector: u16) -> Row {
+    /// Its interval is set by [`Row::set_interval`].
+    pub(super) fn new(collector: u8) -> Row {
         Row {
             last_success: NONE,
             last_attempt: NONE,
             last_duration_seconds: NONE,
             next_attempt: NONE,
-            interval_seconds: 0.0,
-            consecutive_failures: 0,
-            series: NO_SERIES,
-            state: State::NotYetRun,
-            collector,
-            live: true,
             rare: None,
+            series: NO_SERIES,
+            interval: 0,
+            collector,
+            state: Some(State::NotYetRun),
+        }
+    }
+
+    /// The task was removed (see [`Row::state`]).
+    pub(super) fn kill(&mut self) {
+        *self = Row {
+            state: None,
+            ..Row::new(self.collector)
+        };
+    }
+
+    pub(super) fn live(&self) -> bool {
+        self.state.is_some()
+    }
+
+    /// The task's interval: `index` into the board's intervals, or `None` when that
+    /// table is full and the row keeps `seconds` itself.
+    pub(super) fn set_interval(&mut self, index: Option<u16>, seconds: f64) {
+        match index {
+            Some(i) => {
+                self.interval = i;
+                if let Some(rare) = &mut self.rare {
+                    rare.interval_seconds = None;
+                    self.tidy();
+                }
+            }
+            None => self.rare().interval_seconds = Some(seconds),
         }
     }
 
@@ -82,22 +114,28 @@ impl Row {
 
     /// Give the box back once it holds nothing.
     fn tidy(&mut self) {
-        if self
-            .rare
-            .as_ref()
-            .is_some_and(|r| r.next_attempt_note.is_none() && r.last_error.is_none())
-        {
+        if self.rare.as_ref().is_some_and(|r| {
+            r.next_attempt_note.is_none()
+                && r.last_error.is_none()
+                && r.consecutive_failures == 0
+                && r.interval_seconds.is_none()
+        }) {
             self.rare = None;
         }
     }
 
-    /// What the page shows of this row.
-    pub(super) fn view(&self, account: &str, collector: &'static str) -> TaskStatus {
+    /// What the page shows of this (live) row; `intervals` are the board's.
+    pub(super) fn view(
+        &self,
+        account: &str,
+        collector: &'static str,
+        intervals: &[f64],
+    ) -> TaskStatus {
         let rare = self.rare.as_deref();
         TaskStatus {
             account: account.to_string(),
             collector,
-            state: self.state,
+            state: self.state.unwrap_or(State::NotYetRun),
             last_success: some(self.last_success),
             last_attempt: some(self.last_attempt),
             last_duration_seconds: some(self.last_duration_seconds),
@@ -105,8 +143,10 @@ impl Row {
             next_attempt_note: rare
                 .and_then(|r| r.next_attempt_note.as_deref())
                 .map(str::to_string),
-            interval_seconds: self.interval_seconds,
-            consecutive_failures: self.consecutive_failures.into(),
+            interval_seconds: rare
+                .and_then(|r| r.interval_seconds)
+                .unwrap_or_else(|| intervals[usize::from(self.interval)]),
+            consecutive_failures: rare.map_or(0, |r| r.consecutive_failures.into()),
             last_error: rare.and_then(|r| r.last_error.clone()),
             series: (self.series != NO_SERIES).then_some(self.series as usize),
         }
@@ -135,8 +175,14 @@ pub struct TaskRow {
 }
 
 impl TaskRow {
+    /// Write the row, unless its task was removed: a handle may outlive the task (an
+    /// attempt in flight), and its writes show nowhere.
     pub(super) fn update(&self, f: impl FnOnce(&mut Row)) {
-        f(&mut self.rows.lock()[self.index as usize]);
+        let mut rows = self.rows.lock();
+        let row = &mut rows[self.index as usize];
+        if row.live() {
+            f(row);
+        }
     }
 
     /// The next attempt is due at `at` (`note` says why when it is later than usual).
@@ -170,7 +216,7 @@ impl TaskRow {
     /// The series were removed: `max_staleness` passed since the last success.
     pub fn went_stale(&self, series: Option<usize>) {
         self.update(|r| {
-            r.state = State::Stale;
+            r.state = Some(State::Stale);
             r.set_series(series);
         });
     }
@@ -178,11 +224,13 @@ impl TaskRow {
     /// An attempt that started at `started` and took `duration` succeeded.
     pub fn succeeded(&self, started: SystemTime, duration: Duration, series: Option<usize>) {
         self.update(|r| {
-            r.state = State::Ok;
+            r.state = Some(State::Ok);
             r.last_attempt = unix(started);
             r.last_duration_seconds = duration.as_secs_f64();
             r.last_success = unix(started + duration);
-            r.consecutive_failures = 0;
+            if let Some(rare) = &mut r.rare {
+                rare.consecutive_failures = 0;
+            }
             r.set_series(series);
         });
     }
@@ -206,11 +254,12 @@ impl TaskRow {
             s.shrink_to_fit();
         }
         self.update(|r| {
-            r.state = if stale { State::Stale } else { State::Failing };
+            r.state = Some(if stale { State::Stale } else { State::Failing });
             r.last_attempt = unix(started);
             r.last_duration_seconds = duration.as_secs_f64();
-            r.consecutive_failures = r.consecutive_failures.saturating_add(1);
-            r.rare().last_error = Some(error);
+            let rare = r.rare();
+            rare.consecutive_failures = rare.consecutive_failures.saturating_add(1);
+            rare.last_error = Some(error);
             r.set_series(series);
         });
     }
