@@ -300,7 +300,9 @@ impl Queue {
 /// The collectors of one `(provider, account)`: they share a rate limit.
 #[derive(Default)]
 struct Group {
-    members: Vec<u32>,
+    /// Slot indices. Exactly as long as needed (10,000 accounts, a handful each): it
+    /// is rebuilt on the rare add or removal instead of growing by doubling.
+    members: Box<[u32]>,
     /// Upstream asked to wait until then, answering this collector.
     hold: Option<(Instant, &'static str)>,
 }
@@ -424,7 +426,8 @@ impl Driver {
                 u32::try_from(self.slots.len() - 1).expect("fewer than 2^32 collectors")
             }
         };
-        self.groups[group as usize].members.push(index);
+        let members = &mut self.groups[group as usize].members;
+        *members = members.iter().copied().chain([index]).collect();
         self.shared.readiness.add(1);
         self.queue.push(first, index);
         let cadence = self.cadences.intern(Cadence {
@@ -605,7 +608,7 @@ impl Driver {
         }
         self.cadences.release(slot.cadence);
         let members = &mut self.groups[slot.group as usize].members;
-        members.retain(|&m| m != index);
+        *members = members.iter().copied().filter(|&m| m != index).collect();
         self.slots[index as usize] = None;
         self.free.push(index);
     }

@@ -237,6 +237,14 @@ fn a_waiting_collector_costs_a_56_byte_slot() {
 }
 
 #[test]
+fn an_accounts_group_is_48_bytes() {
+    // A group for each of 10,000 accounts; its members are a boxed slice, with no
+    // spare capacity.
+    let size = std::mem::size_of::<Group>();
+    assert!(size <= 48, "{size}");
+}
+
+#[test]
 fn a_timer_entry_is_12_bytes_and_keeps_the_exact_due_in_order() {
     // Two queues of 81,000 entries at 10,000 accounts: 4 bytes an entry is 0.65 MB.
     assert_eq!(std::mem::size_of::<Reverse<Entry>>(), 12);
