@@ -42,7 +42,7 @@ use crate::collector::{CollectError, Collector, Scheduled};
 use crate::metrics::{Exposition, GaugeFamily};
 use crate::readiness::Readiness;
 use crate::self_metrics::SelfMetrics;
-use crate::status::{ErrorInfo, StatusBoard, TaskRow};
+use crate::status::{AccountKey, ErrorInfo, StatusBoard, TaskRow};
 use crate::timing::MAX_JITTER;
 
 mod unwind;
@@ -101,6 +101,7 @@ impl Scheduler {
             cadences: Cadences::default(),
             accounts: HashMap::new(),
             groups: Vec::new(),
+            free_groups: Vec::new(),
             shared: shared.clone(),
             max: max_concurrent.max(1),
             epoch,
@@ -342,8 +343,12 @@ struct Driver {
     /// The slots' `(interval, max_staleness)`, each once.
     cadences: Cadences,
     /// `(provider, account)` → index in `groups`.
-    accounts: HashMap<(&'static str, Box<str>), u32>,
+    /// The account is the status board's key of it: no copy of its name (10,000 at
+    /// 10,000 accounts). An entry goes with its account, and its group is reused.
+    accounts: HashMap<(&'static str, AccountKey), u32>,
     groups: Vec<Group>,
+    /// Indices of `groups` free for reuse.
+    free_groups: Vec<u32>,
     shared: Shared,
     max: usize,
     epoch: Instant,
@@ -411,14 +416,21 @@ impl Driver {
             .register(name, account, s.timing.interval);
         let first = now + jitter(s.timing.interval, MAX_STARTUP_JITTER);
         row.scheduled(wall_clock(first), None);
-        let next_group = u32::try_from(self.groups.len()).expect("fewer than 2^32 accounts");
-        let group = *self
-            .accounts
-            .entry((s.provider, account.into()))
-            .or_insert(next_group);
-        if group == next_group {
-            self.groups.push(Group::default());
-        }
+        let key = (s.provider, row.account_key());
+        let group = match self.accounts.get(&key) {
+            Some(&group) => group,
+            None => {
+                let group = match self.free_groups.pop() {
+                    Some(g) => g,
+                    None => {
+                        self.groups.push(Group::default());
+                        u32::try_from(self.groups.len() - 1).expect("fewer than 2^32 accounts")
+                    }
+                };
+                self.accounts.insert(key, group);
+                group
+            }
+        };
         let index = match self.free.pop() {
             Some(i) => i,
             None => {
@@ -616,10 +628,15 @@ impl Driver {
     /// Apply a reload's change (see [`Change`]).
     async fn apply(&mut self, change: Change) {
         self.max = change.max_concurrent.max(1);
+        let mut emptied = Vec::new();
         for (provider, account) in change.remove {
-            let Some(&group) = self.accounts.get(&(provider, account.into_boxed_str())) else {
+            let Some(key) = self.shared.status.account_key(&account) else {
                 continue;
             };
+            let Some(group) = self.accounts.remove(&(provider, key)) else {
+                continue;
+            };
+            emptied.push(group);
             let members = self.groups[group as usize].members.clone();
             for index in members {
                 if let Some(slot) = self.slots[index as usize].take() {
@@ -629,7 +646,6 @@ impl Driver {
                     self.retiring.insert(index);
                 }
             }
-            self.groups[group as usize].hold = None;
         }
         // A cancelled attempt returns at its next poll; the removed series must be
         // gone before a new collector of the same account writes its own.
@@ -645,6 +661,11 @@ impl Driver {
         let occupied = |i: u32| slots[i as usize].is_some() || in_flight.contains_key(&i);
         self.queue.retain(occupied);
         self.stale.retain(occupied);
+        // Every member retired: the group starts afresh (no hold) for whoever next.
+        for group in emptied {
+            self.groups[group as usize] = Group::default();
+            self.free_groups.push(group);
+        }
         let now = Instant::now();
         for s in change.add {
             self.add(s, now);

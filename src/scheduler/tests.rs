@@ -615,6 +615,49 @@ async fn a_change_keeps_unchanged_collectors_and_removes_the_others_at_once() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_changed_account_starts_without_the_hold_of_the_one_it_replaces() {
+    let w = World::new();
+    let held = w.fake("one", "acct", every(1), |_| Step::RateLimited(3600));
+    let sibling = w.fake("two", "acct", every(1), |_| Step::Work);
+    let s = Scheduler::start(vec![held, sibling], &w.shared, 4);
+    until("the 429", || {
+        w.shared
+            .self_metrics
+            .errors
+            .with_label_values(&["one", "acct", "rate_limited"])
+            .get()
+            == 1.0
+    })
+    .await;
+    until("the sibling is held", || {
+        w.row("acct", "two")
+            .next_attempt_note
+            .is_some_and(|n| n.contains("Retry-After"))
+    })
+    .await;
+    for round in 0..3 {
+        let t0 = Instant::now();
+        let (before, sibling) = (w.starts("one", "acct"), w.starts("two", "acct"));
+        s.apply(Change {
+            remove: [("test", "acct".to_string())].into(),
+            add: vec![
+                w.fake("one", "acct", every(1), |_| Step::Work),
+                w.fake("two", "acct", every(1), |_| Step::Work),
+            ],
+            max_concurrent: 4,
+        })
+        .await;
+        until("both polled again", || {
+            w.starts("one", "acct") >= before + 2 && w.starts("two", "acct") >= sibling + 2
+        })
+        .await;
+        assert!(t0.elapsed() < Duration::from_secs(3), "round {round}");
+        assert_eq!(w.row("acct", "two").next_attempt_note, None);
+    }
+    s.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_failing_attempt_does_not_keep_values_past_max_staleness() {
     let w = World::new();
     let c = w.fake("fake", "a", every(1), first_then(Step::Work, Step::Fail));

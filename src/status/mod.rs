@@ -8,7 +8,7 @@
 pub mod page;
 mod row;
 
-pub use row::TaskRow;
+pub use row::{AccountKey, TaskRow};
 use row::{AccountRows, Row};
 
 use std::collections::{BTreeMap, HashMap};
@@ -340,6 +340,12 @@ impl StatusBoard {
         row
     }
 
+    /// The key of `account` while it has a task (see [`TaskRow::account_key`]).
+    pub fn account_key(&self, account: &str) -> Option<AccountKey> {
+        let table = self.table.read().unwrap_or_else(|e| e.into_inner());
+        table.accounts.get(account).map(AccountKey::of)
+    }
+
     /// Forget a task (its account or collector left the configuration).
     pub fn remove(&self, collector: &str, account: &str) {
         let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
@@ -482,6 +488,11 @@ mod tests {
         assert_eq!(names(&board), ["a", "b", "c"]);
         // The collector names are stored once for the board.
         assert_eq!(board.table.read().unwrap().collectors, ["c", "a", "b"]);
+        // One key for the account's tasks, another for another account.
+        assert!(rows[0].account_key() == back.account_key());
+        assert!(board.account_key("acct") == Some(back.account_key()));
+        assert!(other.account_key() != back.account_key());
+        assert!(board.account_key("nobody").is_none());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! tables; "never" as NaN; the rarely-set parts boxed),
 //! the rows of one account, and the handle a task's scheduler writes its row through.
 
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
@@ -166,6 +167,32 @@ impl AccountRows {
     }
 }
 
+/// An account of the board, told apart by identity rather than by name: a key that
+/// copies no name. Held, it keeps the account's rows allocated, so no other account
+/// can have the same key meanwhile.
+#[derive(Clone)]
+pub struct AccountKey(Arc<AccountRows>);
+
+impl PartialEq for AccountKey {
+    fn eq(&self, other: &AccountKey) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for AccountKey {}
+
+impl Hash for AccountKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        Arc::as_ptr(&self.0).hash(state);
+    }
+}
+
+impl AccountKey {
+    pub(super) fn of(rows: &Arc<AccountRows>) -> AccountKey {
+        AccountKey(rows.clone())
+    }
+}
+
 /// A task's own row, written by its scheduler task: its account's rows and its index
 /// there.
 #[derive(Clone)]
@@ -175,6 +202,12 @@ pub struct TaskRow {
 }
 
 impl TaskRow {
+    /// The key of the task's account (the same for all the account's tasks while it
+    /// has one).
+    pub fn account_key(&self) -> AccountKey {
+        AccountKey::of(&self.rows)
+    }
+
     /// Write the row, unless its task was removed: a handle may outlive the task (an
     /// attempt in flight), and its writes show nowhere.
     pub(super) fn update(&self, f: impl FnOnce(&mut Row)) {
