@@ -445,6 +445,9 @@ mod tests {
         // 81,000 rows at 10,000 accounts: each 8 bytes is 0.65 MB.
         let size = std::mem::size_of::<Row>();
         assert!(size <= 48, "{size}");
+        // A failing row's box: at most 136 bytes, a 144-byte allocation.
+        let size = std::mem::size_of::<row::Rare>();
+        assert!(size <= 136, "{size}");
     }
 
     #[test]

@@ -46,16 +46,28 @@ pub(super) struct Row {
     state: Option<State>,
 }
 
-/// The parts of a row that most rows never have.
-#[derive(Default)]
+/// The parts of a row that most rows never have. Every failing row holds one
+/// (81,000 in an outage at 10,000 accounts): 136 bytes, one 144-byte allocation, with
+/// the failure count that a row that never failed does without.
 pub(super) struct Rare {
     next_attempt_note: Option<Box<str>>,
     last_error: Option<ErrorInfo>,
     /// Saturates (at one attempt a second, after 136 years). Not 0 only with a
     /// `last_error`, so only in a row that has this box.
     consecutive_failures: u32,
-    /// Seconds, when the board's table of intervals is full.
-    interval_seconds: Option<f64>,
+    /// Seconds when the board's table of intervals is full, else [`NONE`].
+    interval_seconds: f64,
+}
+
+impl Default for Rare {
+    fn default() -> Rare {
+        Rare {
+            next_attempt_note: None,
+            last_error: None,
+            consecutive_failures: 0,
+            interval_seconds: NONE,
+        }
+    }
 }
 
 impl Row {
@@ -94,11 +106,11 @@ impl Row {
             Some(i) => {
                 self.interval = i;
                 if let Some(rare) = &mut self.rare {
-                    rare.interval_seconds = None;
+                    rare.interval_seconds = NONE;
                     self.tidy();
                 }
             }
-            None => self.rare().interval_seconds = Some(seconds),
+            None => self.rare().interval_seconds = seconds,
         }
     }
 
@@ -119,7 +131,7 @@ impl Row {
             r.next_attempt_note.is_none()
                 && r.last_error.is_none()
                 && r.consecutive_failures == 0
-                && r.interval_seconds.is_none()
+                && r.interval_seconds.is_nan()
         }) {
             self.rare = None;
         }
@@ -145,7 +157,7 @@ impl Row {
                 .and_then(|r| r.next_attempt_note.as_deref())
                 .map(str::to_string),
             interval_seconds: rare
-                .and_then(|r| r.interval_seconds)
+                .and_then(|r| some(r.interval_seconds))
                 .unwrap_or_else(|| intervals[usize::from(self.interval)]),
             consecutive_failures: rare.map_or(0, |r| r.consecutive_failures.into()),
             last_error: rare.and_then(|r| r.last_error.clone()),
