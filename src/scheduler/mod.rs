@@ -42,7 +42,7 @@ use crate::collector::{CollectError, Collector, Scheduled};
 use crate::metrics::{Exposition, GaugeFamily};
 use crate::readiness::Readiness;
 use crate::self_metrics::SelfMetrics;
-use crate::status::{ErrorInfo, StatusBoard, TaskRow};
+use crate::status::{AccountKey, ErrorInfo, StatusBoard, TaskRow};
 use crate::timing::MAX_JITTER;
 
 mod unwind;
@@ -98,12 +98,13 @@ impl Scheduler {
             in_flight: HashMap::new(),
             recheck: HashSet::new(),
             retiring: HashSet::new(),
+            cadences: Cadences::default(),
             accounts: HashMap::new(),
             groups: Vec::new(),
+            free_groups: Vec::new(),
             shared: shared.clone(),
             max: max_concurrent.max(1),
             epoch,
-            generation: 0,
             cancel: cancel.clone(),
         };
         // Before the driver runs, so that readiness counts them before the first
@@ -148,13 +149,10 @@ impl Scheduler {
 struct Slot {
     collector: Box<dyn Collector>,
     row: TaskRow,
-    interval: Nanos,
-    max_staleness: Nanos,
+    /// Index of the collector's `(interval, max_staleness)` in [`Driver::cadences`].
+    cadence: u32,
     /// Since the driver's epoch; [`Nanos::NEVER`] before the first success.
     last_success: Nanos,
-    /// Tells this occupant of the slot's index from earlier ones (queue entries of a
-    /// removed collector are ignored).
-    generation: u32,
     /// Index of the collector's `(provider, account)` in [`Driver::groups`].
     group: u32,
     /// The first attempt has not finished yet (readiness waits for it).
@@ -167,7 +165,7 @@ struct Slot {
 
 /// A duration in 8 bytes instead of 16 (81,000 slots at 10,000 accounts with every
 /// collector); exact up to 584 years, far beyond [`crate::timing::MAX_DURATION`].
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 struct Nanos(u64);
 
 impl Nanos {
@@ -187,13 +185,77 @@ impl Nanos {
     }
 }
 
-/// A timer queue: `(due, slot index, generation)`, earliest first. A due is kept as
-/// [`Nanos`] since the driver's epoch: 16 bytes an entry instead of the 24 of an
-/// `Instant` (two queues of 81,000 entries at 10,000 accounts).
+/// How often a collector is polled and how long its values outlive its last success.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct Cadence {
+    interval: Nanos,
+    max_staleness: Nanos,
+}
+
+/// Each distinct [`Cadence`] of the slots once: the collectors of an account share
+/// theirs (only a per-collector cadence differs), so a slot holds a 4-byte index
+/// instead of 16 bytes of durations. A cadence no slot uses any more is forgotten and
+/// its index reused, so reloads with new settings do not make the table grow.
+#[derive(Default)]
+struct Cadences {
+    /// Each cadence with the number of slots using it (0: a free index).
+    table: Vec<(Cadence, u32)>,
+    index: HashMap<Cadence, u32>,
+    free: Vec<u32>,
+}
+
+impl Cadences {
+    /// The index of `c`, counted as used once more.
+    fn intern(&mut self, c: Cadence) -> u32 {
+        let i = match self.index.get(&c) {
+            Some(&i) => i,
+            None => {
+                let i = match self.free.pop() {
+                    Some(i) => {
+                        self.table[i as usize] = (c, 0);
+                        i
+                    }
+                    None => {
+                        self.table.push((c, 0));
+                        u32::try_from(self.table.len() - 1).expect("fewer than 2^32 cadences")
+                    }
+                };
+                self.index.insert(c, i);
+                i
+            }
+        };
+        self.table[i as usize].1 += 1;
+        i
+    }
+
+    /// One slot less uses the cadence at `i`.
+    fn release(&mut self, i: u32) {
+        let (c, users) = &mut self.table[i as usize];
+        *users -= 1;
+        if *users == 0 {
+            self.index.remove(c);
+            self.free.push(i);
+        }
+    }
+
+    fn get(&self, i: u32) -> Cadence {
+        self.table[i as usize].0
+    }
+}
+
+/// A timer queue: `(due, slot index)`, earliest first. The due is [`Nanos`] since
+/// the driver's epoch, kept as two `u32` halves so that an entry is 12 bytes (a
+/// `u64` in it would pad it to 16; two queues of 81,000 entries at 10,000 accounts);
+/// nothing is rounded and nothing wraps. An entry names a slot index only: the queues never hold an entry
+/// of a removed collector ([`Driver::apply`] purges them before an index is reused).
 struct Queue {
     epoch: Instant,
-    heap: BinaryHeap<Reverse<(Nanos, u32, u32)>>,
+    heap: BinaryHeap<Reverse<Entry>>,
 }
+
+/// A queue entry: the due's high and low halves, then the slot index (the tuple's
+/// order is the due's order).
+type Entry = (u32, u32, u32);
 
 impl Queue {
     /// Room for `n` entries: a queue holds at most one per slot, so it never grows by
@@ -205,19 +267,30 @@ impl Queue {
         }
     }
 
-    fn push(&mut self, due: Instant, index: u32, generation: u32) {
-        let at = Nanos::of(due.saturating_duration_since(self.epoch));
-        self.heap.push(Reverse((at, index, generation)));
+    fn push(&mut self, due: Instant, index: u32) {
+        let Nanos(at) = Nanos::of(due.saturating_duration_since(self.epoch));
+        self.heap
+            .push(Reverse(((at >> 32) as u32, at as u32, index)));
     }
 
-    fn peek(&self) -> Option<(Instant, u32, u32)> {
-        let &Reverse((at, index, generation)) = self.heap.peek()?;
-        Some((self.epoch + at.get(), index, generation))
+    fn due(&self, (high, low, index): Entry) -> (Instant, u32) {
+        let at = Nanos(u64::from(high) << 32 | u64::from(low));
+        (self.epoch + at.get(), index)
     }
 
-    fn pop(&mut self) -> Option<(Instant, u32, u32)> {
-        let Reverse((at, index, generation)) = self.heap.pop()?;
-        Some((self.epoch + at.get(), index, generation))
+    fn peek(&self) -> Option<(Instant, u32)> {
+        let &Reverse(e) = self.heap.peek()?;
+        Some(self.due(e))
+    }
+
+    fn pop(&mut self) -> Option<(Instant, u32)> {
+        let Reverse(e) = self.heap.pop()?;
+        Some(self.due(e))
+    }
+
+    /// Drop the entries of the slots `keep` rejects.
+    fn retain(&mut self, keep: impl Fn(u32) -> bool) {
+        self.heap.retain(|&Reverse((_, _, index))| keep(index));
     }
 
     fn is_empty(&self) -> bool {
@@ -228,7 +301,9 @@ impl Queue {
 /// The collectors of one `(provider, account)`: they share a rate limit.
 #[derive(Default)]
 struct Group {
-    members: Vec<u32>,
+    /// Slot indices. Exactly as long as needed (10,000 accounts, a handful each): it
+    /// is rebuilt on the rare add or removal instead of growing by doubling.
+    members: Box<[u32]>,
     /// Upstream asked to wait until then, answering this collector.
     hold: Option<(Instant, &'static str)>,
 }
@@ -252,26 +327,31 @@ struct Outcome {
 /// The schedule's state, owned by its one task.
 struct Driver {
     slots: Vec<Option<Slot>>,
-    /// Indices of `slots` free for reuse.
+    /// Indices of `slots` free for reuse (once the queues hold no entry of theirs).
     free: Vec<u32>,
     /// Next attempts.
     queue: Queue,
     /// Staleness deadlines: one entry per slot with `stale_queued`.
     stale: Queue,
     running: JoinSet<Returned>,
-    /// Attempts in flight: slot index → (generation, what cancels the attempt).
-    in_flight: HashMap<u32, (u32, CancellationToken)>,
+    /// Attempts in flight: slot index → what cancels the attempt.
+    in_flight: HashMap<u32, CancellationToken>,
     /// Slots whose staleness entry came due while their attempt was in flight.
     recheck: HashSet<u32>,
     /// Slots in flight whose collector a reload removed.
     retiring: HashSet<u32>,
+    /// The slots' `(interval, max_staleness)`, each once.
+    cadences: Cadences,
     /// `(provider, account)` → index in `groups`.
-    accounts: HashMap<(&'static str, Box<str>), u32>,
+    /// The account is the status board's key of it: no copy of its name (10,000 at
+    /// 10,000 accounts). An entry goes with its account, and its group is reused.
+    accounts: HashMap<(&'static str, AccountKey), u32>,
     groups: Vec<Group>,
+    /// Indices of `groups` free for reuse.
+    free_groups: Vec<u32>,
     shared: Shared,
     max: usize,
     epoch: Instant,
-    generation: u32,
     cancel: CancellationToken,
 }
 
@@ -287,9 +367,9 @@ impl Driver {
             self.withdraw_stale(now);
             self.start_due(now);
             self.record_lag(now);
-            let mut wake = self.stale.peek().map(|(at, _, _)| at);
+            let mut wake = self.stale.peek().map(|(at, _)| at);
             if self.running.len() < self.max {
-                if let Some((due, _, _)) = self.queue.peek() {
+                if let Some((due, _)) = self.queue.peek() {
                     wake = Some(wake.map_or(due, |w| w.min(due)));
                 }
             } else if !self.queue.is_empty() {
@@ -336,14 +416,21 @@ impl Driver {
             .register(name, account, s.timing.interval);
         let first = now + jitter(s.timing.interval, MAX_STARTUP_JITTER);
         row.scheduled(wall_clock(first), None);
-        let next_group = u32::try_from(self.groups.len()).expect("fewer than 2^32 accounts");
-        let group = *self
-            .accounts
-            .entry((s.provider, account.into()))
-            .or_insert(next_group);
-        if group == next_group {
-            self.groups.push(Group::default());
-        }
+        let key = (s.provider, row.account_key());
+        let group = match self.accounts.get(&key) {
+            Some(&group) => group,
+            None => {
+                let group = match self.free_groups.pop() {
+                    Some(g) => g,
+                    None => {
+                        self.groups.push(Group::default());
+                        u32::try_from(self.groups.len() - 1).expect("fewer than 2^32 accounts")
+                    }
+                };
+                self.accounts.insert(key, group);
+                group
+            }
+        };
         let index = match self.free.pop() {
             Some(i) => i,
             None => {
@@ -351,17 +438,19 @@ impl Driver {
                 u32::try_from(self.slots.len() - 1).expect("fewer than 2^32 collectors")
             }
         };
-        self.groups[group as usize].members.push(index);
-        self.generation = self.generation.wrapping_add(1);
+        let members = &mut self.groups[group as usize].members;
+        *members = members.iter().copied().chain([index]).collect();
         self.shared.readiness.add(1);
-        self.queue.push(first, index, self.generation);
+        self.queue.push(first, index);
+        let cadence = self.cadences.intern(Cadence {
+            interval: Nanos::of(s.timing.interval),
+            max_staleness: Nanos::of(s.timing.max_staleness),
+        });
         self.slots[index as usize] = Some(Slot {
             collector: s.collector,
             row,
-            interval: Nanos::of(s.timing.interval),
-            max_staleness: Nanos::of(s.timing.max_staleness),
+            cadence,
             last_success: Nanos::NEVER,
-            generation: self.generation,
             group,
             first: true,
             exported: false,
@@ -369,34 +458,25 @@ impl Driver {
         });
     }
 
-    /// The waiting slot at `index`, when it is the occupant `generation` names.
-    fn waiting(&mut self, index: u32, generation: u32) -> Option<&mut Slot> {
-        self.slots[index as usize]
-            .as_mut()
-            .filter(|s| s.generation == generation)
-    }
-
     /// Remove the series of every waiting collector whose staleness deadline passed.
     fn withdraw_stale(&mut self, now: Instant) {
-        while let Some((at, index, generation)) = self.stale.peek() {
+        while let Some((at, index)) = self.stale.peek() {
             if at > now {
                 break;
             }
             self.stale.pop();
             let epoch = self.epoch;
             let shared = self.shared.clone();
-            if let Some(slot) = self.waiting(index, generation) {
+            let cadences = &self.cadences;
+            if let Some(slot) = self.slots[index as usize].as_mut() {
                 slot.stale_queued = false;
-                if is_stale(slot, epoch, now) {
-                    withdraw(slot, &shared);
+                let max_staleness = cadences.get(slot.cadence).max_staleness.get();
+                if is_stale(slot, max_staleness, epoch, now) {
+                    withdraw(slot, max_staleness, &shared);
                 } else {
                     self.queue_stale(index);
                 }
-            } else if self
-                .in_flight
-                .get(&index)
-                .is_some_and(|(g, _)| *g == generation)
-            {
+            } else if self.in_flight.contains_key(&index) {
                 // The attempt watches its own deadline; the entry is renewed when
                 // the slot comes back.
                 self.recheck.insert(index);
@@ -414,8 +494,8 @@ impl Driver {
             return;
         }
         if let Some(last) = slot.last_success.after(epoch) {
-            let at = last + slot.max_staleness.get();
-            self.stale.push(at, index, slot.generation);
+            let at = last + self.cadences.get(slot.cadence).max_staleness.get();
+            self.stale.push(at, index);
             slot.stale_queued = true;
         }
     }
@@ -424,16 +504,16 @@ impl Driver {
     fn start_due(&mut self, now: Instant) {
         while self.running.len() < self.max {
             match self.queue.peek() {
-                Some((due, _, _)) if due <= now => {}
+                Some((due, _)) if due <= now => {}
                 _ => break,
             }
-            let Some((_, index, generation)) = self.queue.pop() else {
+            let Some((_, index)) = self.queue.pop() else {
                 break;
             };
-            if self.waiting(index, generation).is_none() {
+            // Every entry is a waiting slot's (see [`Queue`]).
+            let Some(slot) = self.slots[index as usize].take() else {
                 continue;
-            }
-            let slot = self.slots[index as usize].take().expect("checked above");
+            };
             let group = &self.groups[slot.group as usize];
             if let Some((until, _)) = group.hold.filter(|(h, _)| *h > now) {
                 let mut slot = slot;
@@ -442,16 +522,17 @@ impl Driver {
                     // does not wait for the hold (up to an hour) to end.
                     self.shared.readiness.done();
                 }
-                self.queue.push(until, index, generation);
+                self.queue.push(until, index);
                 self.slots[index as usize] = Some(slot);
                 continue;
             }
             let (shared, cancel, epoch) =
                 (self.shared.clone(), self.cancel.child_token(), self.epoch);
-            self.in_flight.insert(index, (generation, cancel.clone()));
+            let cadence = self.cadences.get(slot.cadence);
+            self.in_flight.insert(index, cancel.clone());
             self.running.spawn(async move {
                 let mut slot = slot;
-                let outcome = attempt(&mut slot, &shared, &cancel, epoch).await;
+                let outcome = attempt(&mut slot, cadence, &shared, &cancel, epoch).await;
                 Returned {
                     index,
                     slot,
@@ -464,15 +545,8 @@ impl Driver {
     /// `balance_exporter_scheduler_lag_seconds`: how far behind its due time the most
     /// overdue waiting attempt is.
     fn record_lag(&mut self, now: Instant) {
-        // Entries of removed collectors do not count.
-        while let Some((_, index, generation)) = self.queue.peek() {
-            if self.waiting(index, generation).is_some() {
-                break;
-            }
-            self.queue.pop();
-        }
         let lag = match self.queue.peek() {
-            Some((due, _, _)) if due < now => now - due,
+            Some((due, _)) if due < now => now - due,
             _ => Duration::ZERO,
         };
         self.shared
@@ -529,7 +603,7 @@ impl Driver {
                 note = Some(held_note(held));
             }
             slot.row.scheduled(wall_clock(next), note);
-            self.queue.push(next, index, slot.generation);
+            self.queue.push(next, index);
         }
         self.slots[index as usize] = Some(slot);
         self.queue_stale(index);
@@ -544,8 +618,9 @@ impl Driver {
         if slot.first {
             self.shared.readiness.done();
         }
+        self.cadences.release(slot.cadence);
         let members = &mut self.groups[slot.group as usize].members;
-        members.retain(|&m| m != index);
+        *members = members.iter().copied().filter(|&m| m != index).collect();
         self.slots[index as usize] = None;
         self.free.push(index);
     }
@@ -553,20 +628,24 @@ impl Driver {
     /// Apply a reload's change (see [`Change`]).
     async fn apply(&mut self, change: Change) {
         self.max = change.max_concurrent.max(1);
+        let mut emptied = Vec::new();
         for (provider, account) in change.remove {
-            let Some(&group) = self.accounts.get(&(provider, account.into_boxed_str())) else {
+            let Some(key) = self.shared.status.account_key(&account) else {
                 continue;
             };
+            let Some(group) = self.accounts.remove(&(provider, key)) else {
+                continue;
+            };
+            emptied.push(group);
             let members = self.groups[group as usize].members.clone();
             for index in members {
                 if let Some(slot) = self.slots[index as usize].take() {
                     self.retire(index, slot);
-                } else if let Some((_, cancel)) = self.in_flight.get(&index) {
+                } else if let Some(cancel) = self.in_flight.get(&index) {
                     cancel.cancel();
                     self.retiring.insert(index);
                 }
             }
-            self.groups[group as usize].hold = None;
         }
         // A cancelled attempt returns at its next poll; the removed series must be
         // gone before a new collector of the same account writes its own.
@@ -575,6 +654,17 @@ impl Driver {
                 Some(joined) => self.back(joined),
                 None => break,
             }
+        }
+        // The removed collectors' entries go before their indices are reused: an
+        // entry names an index, not its occupant.
+        let (slots, in_flight) = (&self.slots, &self.in_flight);
+        let occupied = |i: u32| slots[i as usize].is_some() || in_flight.contains_key(&i);
+        self.queue.retain(occupied);
+        self.stale.retain(occupied);
+        // Every member retired: the group starts afresh (no hold) for whoever next.
+        for group in emptied {
+            self.groups[group as usize] = Group::default();
+            self.free_groups.push(group);
         }
         let now = Instant::now();
         for s in change.add {
@@ -592,21 +682,21 @@ fn held_note((until, by): (Instant, &'static str)) -> String {
     )
 }
 
-fn is_stale(slot: &Slot, epoch: Instant, now: Instant) -> bool {
+fn is_stale(slot: &Slot, max_staleness: Duration, epoch: Instant, now: Instant) -> bool {
     slot.exported
         && slot
             .last_success
             .after(epoch)
-            .is_some_and(|t| now >= t + slot.max_staleness.get())
+            .is_some_and(|t| now >= t + max_staleness)
 }
 
 /// Remove a collector's series: `max_staleness` has passed since its last success.
-fn withdraw(slot: &mut Slot, shared: &Shared) {
+fn withdraw(slot: &mut Slot, max_staleness: Duration, shared: &Shared) {
     slot.collector.clear();
     slot.exported = false;
     slot.row.went_stale(Some(slot.collector.series()));
     shared.exposition.mark_dirty();
-    tracing::warn!(collector = slot.collector.name(), account = %slot.collector.account(), max_staleness = %humantime::format_duration(slot.max_staleness.get()), "no success within max_staleness; removing the collector's series");
+    tracing::warn!(collector = slot.collector.name(), account = %slot.collector.account(), max_staleness = %humantime::format_duration(max_staleness), "no success within max_staleness; removing the collector's series");
 }
 
 fn jitter(interval: Duration, cap: Duration) -> Duration {
@@ -639,6 +729,7 @@ fn unix_now() -> f64 {
 /// runs it keeps the staleness promise itself: the driver cannot reach the collector.
 async fn attempt(
     slot: &mut Slot,
+    cadence: Cadence,
     shared: &Shared,
     cancel: &CancellationToken,
     epoch: Instant,
@@ -646,14 +737,12 @@ async fn attempt(
     let Slot {
         collector,
         row,
-        interval,
-        max_staleness,
         last_success,
         first,
         exported,
         ..
     } = slot;
-    let (interval, max_staleness) = (interval.get(), max_staleness.get());
+    let (interval, max_staleness) = (cadence.interval.get(), cadence.max_staleness.get());
     let name = collector.name();
     let account = collector.account().to_string();
     let labels = [name, account.as_str()];

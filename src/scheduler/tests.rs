@@ -229,10 +229,103 @@ async fn withdrawn_at_max_staleness(w: &World, account: &str, success: Instant) 
 }
 
 #[test]
-fn a_waiting_collector_costs_a_72_byte_slot() {
-    // The status row handle is its account's rows and an index (16 bytes): 8 more
-    // here, against 50 less on the status board per row.
-    assert!(std::mem::size_of::<Option<Slot>>() <= 72);
+fn a_waiting_collector_costs_a_56_byte_slot() {
+    // 81,000 slots at 10,000 accounts: each 8 bytes is 0.65 MB. The durations are
+    // shared (an index into the driver's cadences), not held per slot.
+    let size = std::mem::size_of::<Option<Slot>>();
+    assert!(size <= 56, "{size}");
+}
+
+#[test]
+fn an_accounts_group_is_48_bytes() {
+    // A group for each of 10,000 accounts; its members are a boxed slice, with no
+    // spare capacity.
+    let size = std::mem::size_of::<Group>();
+    assert!(size <= 48, "{size}");
+}
+
+#[test]
+fn a_timer_entry_is_12_bytes_and_keeps_the_exact_due_in_order() {
+    // Two queues of 81,000 entries at 10,000 accounts: 4 bytes an entry is 0.65 MB.
+    assert_eq!(std::mem::size_of::<Reverse<Entry>>(), 12);
+    let epoch = Instant::now();
+    let mut q = Queue::new(epoch, 4);
+    // Across the low half's range (2^32 ns is 4.29 s) and far beyond it.
+    let dues = [
+        Duration::from_nanos(u64::from(u32::MAX) + 1),
+        Duration::from_nanos(u64::from(u32::MAX)),
+        crate::timing::MAX_DURATION * 2 + Duration::from_nanos(7),
+        Duration::from_nanos(1),
+    ];
+    for (i, d) in dues.iter().enumerate() {
+        q.push(epoch + *d, i as u32);
+    }
+    let popped: Vec<_> = std::iter::from_fn(|| q.pop()).collect();
+    assert_eq!(
+        popped,
+        vec![
+            (epoch + dues[3], 3),
+            (epoch + dues[1], 1),
+            (epoch + dues[0], 0),
+            (epoch + dues[2], 2)
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_removed_collectors_timers_never_fire_for_the_next_one_at_its_index() {
+    let w = World::new();
+    let gone = w.fake("fake", "gone", every(1), |_| Step::Work);
+    let s = Scheduler::start(vec![gone], &w.shared, 4);
+    // Waiting, with its next attempt and its staleness deadline queued.
+    until("gone waits for its next attempt", || {
+        let r = w.row("gone", "fake");
+        r.state == crate::status::State::Ok && r.next_attempt > r.last_attempt
+    })
+    .await;
+    let added = w.fake("fake", "new", every(1), |_| Step::Work);
+    s.apply(Change {
+        remove: [("test", "gone".to_string())].into(),
+        add: vec![added],
+        max_concurrent: 4,
+    })
+    .await;
+    let t0 = Instant::now();
+    until("10 s", || t0.elapsed() >= Duration::from_secs(10)).await;
+    // Once a second (plus a jitter of at most 0.1 s), not also at `gone`'s times.
+    let n = w.starts("fake", "new");
+    assert!((9..=11).contains(&n), "{n} attempts in 10 s");
+    assert_eq!(w.starts("fake", "gone"), 1);
+    s.stop().await;
+}
+
+#[test]
+fn cadences_are_shared_and_forgotten_once_unused() {
+    let secs = |s| Nanos::of(Duration::from_secs(s));
+    let a = Cadence {
+        interval: secs(60),
+        max_staleness: secs(3600),
+    };
+    let b = Cadence {
+        interval: secs(300),
+        ..a
+    };
+    let mut c = Cadences::default();
+    let (i, j, k) = (c.intern(a), c.intern(a), c.intern(b));
+    assert_eq!(i, j, "one entry for the collectors that share it");
+    assert_ne!(i, k);
+    c.release(k);
+    let d = Cadence {
+        interval: secs(5),
+        ..a
+    };
+    assert_eq!(c.intern(d), k, "an unused entry's index is reused");
+    assert_eq!(c.table.len(), 2);
+    assert!(c.get(k) == d && c.get(i) == a);
+    c.release(i);
+    assert!(c.index.contains_key(&a), "still used once");
+    c.release(i);
+    assert!(!c.index.contains_key(&a));
 }
 
 #[tokio::test(start_paused = true)]
@@ -519,6 +612,49 @@ async fn a_change_keeps_unchanged_collectors_and_removes_the_others_at_once() {
     assert_eq!(w.row("new", "fake").state, crate::status::State::NotYetRun);
     let back = s.stop().await;
     assert_eq!(back.len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_changed_account_starts_without_the_hold_of_the_one_it_replaces() {
+    let w = World::new();
+    let held = w.fake("one", "acct", every(1), |_| Step::RateLimited(3600));
+    let sibling = w.fake("two", "acct", every(1), |_| Step::Work);
+    let s = Scheduler::start(vec![held, sibling], &w.shared, 4);
+    until("the 429", || {
+        w.shared
+            .self_metrics
+            .errors
+            .with_label_values(&["one", "acct", "rate_limited"])
+            .get()
+            == 1.0
+    })
+    .await;
+    until("the sibling is held", || {
+        w.row("acct", "two")
+            .next_attempt_note
+            .is_some_and(|n| n.contains("Retry-After"))
+    })
+    .await;
+    for round in 0..3 {
+        let t0 = Instant::now();
+        let (before, sibling) = (w.starts("one", "acct"), w.starts("two", "acct"));
+        s.apply(Change {
+            remove: [("test", "acct".to_string())].into(),
+            add: vec![
+                w.fake("one", "acct", every(1), |_| Step::Work),
+                w.fake("two", "acct", every(1), |_| Step::Work),
+            ],
+            max_concurrent: 4,
+        })
+        .await;
+        until("both polled again", || {
+            w.starts("one", "acct") >= before + 2 && w.starts("two", "acct") >= sibling + 2
+        })
+        .await;
+        assert!(t0.elapsed() < Duration::from_secs(3), "round {round}");
+        assert_eq!(w.row("acct", "two").next_attempt_note, None);
+    }
+    s.stop().await;
 }
 
 #[tokio::test(start_paused = true)]
