@@ -246,8 +246,9 @@ impl Cadences {
 /// A timer queue: `(due, slot index)`, earliest first. The due is [`Nanos`] since
 /// the driver's epoch, kept as two `u32` halves so that an entry is 12 bytes (a
 /// `u64` in it would pad it to 16; two queues of 81,000 entries at 10,000 accounts);
-/// nothing is rounded and nothing wraps. An entry names a slot index only: the queues never hold an entry
-/// of a removed collector ([`Driver::apply`] purges them before an index is reused).
+/// nothing is rounded and nothing wraps. An entry names a slot index only: the queues
+/// never hold an entry of a removed collector ([`Driver::apply`] purges them before
+/// an index is reused).
 struct Queue {
     epoch: Instant,
     heap: BinaryHeap<Reverse<Entry>>,
