@@ -1,7 +1,8 @@
 //! The series of one family: keys of exactly the family's number of label symbols
 //! (`arity`) and their `f64` values, kept in sorted arrays instead of a map.
 //!
-//! A family of three labels pays 12 bytes of key and 8 of value per series, where a
+//! A family of three labels pays 12 bytes of key and 8 of value per series (8 of key
+//! in `main` when its first label repeats, as `account` does), where a
 //! `BTreeMap<[u32; 4], f64>` entry costs about 46 bytes.
 //!
 //! # Layout
@@ -15,7 +16,19 @@
 //! each run:  keys   [s0 s1 s2 | s0 s1 s2 | …]   `arity` symbols per series, sorted
 //!            values [v        | v        | …]
 //!            dead   bit i set: series i was removed (empty while none is)
+//!
+//! main, packed (when smaller):
+//!            keys   firsts [a        b   …]     each first symbol once
+//!                   starts [0        2   …]     where its series start
+//!                   others [s1 s2 | s1 s2 | s1 s2 | …]   `arity - 1` per series
 //! ```
+//!
+//! Key order puts the label names in order, so `account` is usually first, and one
+//! account owns many series of a family: consecutive series share their first symbol
+//! for long *stretches*. `main`, which holds nearly every series, then stores that
+//! symbol once per stretch ([`Keys`] in `keys.rs` owns both layouts). The other runs
+//! are small and take the inserts: they stay plain. A key is handed out as a [`Key`]
+//! (first symbol and the others), whichever the layout.
 //!
 //! Two invariants hold between any two calls (`check_invariants` in the tests asserts
 //! them): every run is sorted, and the runs' keys are disjoint, removed series
@@ -39,11 +52,18 @@
 //! 5. **Encode.** [`Series::merge`] merges every run into `main`, smallest first, and
 //!    drops the removed series: `main` is then the whole family in key order
 //!    ([`Series::sorted`]) and no other run holds memory.
+//! 6. **Layout of `main`.** Whenever `main` changes (a merge into it, removed series
+//!    dropped), it takes the smaller layout: packed when the family has two labels or
+//!    more and there are fewer stretches than half the series, plain otherwise (one
+//!    label; one series an account). A merge into a packed `main` unpacks it first, in
+//!    place; removed series are dropped in either layout. Nothing else changes keys:
+//!    inserts go to the buffer, removals and revivals are bits.
 //!
 //! # Costs (n series, `RATIO` = 16, `BUFFER` = 128)
 //!
 //! - Lookup: a binary search in each of the at most `2 + log16(n / 128)` runs (5 at a
-//!   million series); O(log d) from a hint `d` series away.
+//!   million series); O(log d) from a hint `d` series away. In a packed `main`: a
+//!   binary search among the stretches, then one within the stretch.
 //! - Insert: a shift within the buffer (at most 128 series), plus, amortised, the
 //!   moves of the cascade: a series moves once per run it climbs, and a merge into
 //!   `main` moves at most all of `main` once per `n / 16` new series, i.e. at most 16
@@ -53,9 +73,15 @@
 //!   its own series. Its room is freed at the next merge of its run.
 //! - The series of one first symbol (the account, in a family whose first label is
 //!   `account`): one range of each run, found by binary search.
-//! - Encode: the merge is O(n) when anything changed, as is writing the text.
-//! - Memory: spare room of at most a sixteenth of `main` (it grows by a sixteenth at
-//!   least), plus the buffer.
+//! - Encode: the merge is O(n) when anything changed (packing and unpacking `main`
+//!   included), as is writing the text.
+//! - Memory, per series: 8 bytes of value, and `4 · arity` of key, or in a packed
+//!   `main` `4 · (arity - 1)` plus 8 per stretch. `benches/registry_mem.rs` (1.2
+//!   million series of 10,000 accounts, in families of two and three labels) counts
+//!   13.5 bytes per series in all, label symbols included (17.2 with every run
+//!   plain). Besides: spare room of at most a sixteenth of `main`'s values (it grows
+//!   by a sixteenth at least), the buffer, and for the time of a merge into a packed
+//!   `main` its keys unpacked (4 bytes a series more).
 
 use std::ops::Range;
 
