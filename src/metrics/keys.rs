@@ -18,8 +18,8 @@
 //!
 //! # Rules
 //!
-//! - Only the plain layout takes inserts and merges ([`Keys::insert`], [`Keys::copy`],
-//!   [`Keys::set`], [`Keys::resize`]); [`Keys::unpack`] returns a packed run to it.
+//! - Only the plain layout takes inserts ([`Keys::insert`]); both take merges of plain
+//!   keys ([`Keys::merge`], in place from the back).
 //! - [`Keys::settle`] packs when that is smaller (arity 2 or more and fewer stretches
 //!   than half the series) and unpacks otherwise. A family of arity 1, or one whose
 //!   first symbol is unique per series, stays plain.
@@ -29,7 +29,9 @@
 //!
 //! - A search in the packed layout is a binary search among the stretches, then one
 //!   within the stretch: O(log n), as in the plain one.
-//! - Packing and unpacking move every symbol once, in place: O(n).
+//! - Packing and unpacking move every symbol once, in place: O(n). A merge into packed
+//!   keys first counts the series of each first symbol (O(stretches + new series)),
+//!   then moves each series at most once, as into plain keys.
 
 use std::cmp::Ordering;
 use std::ops::Range;
@@ -122,12 +124,6 @@ impl Keys {
     fn chunk(&self, i: usize) -> &[u32] {
         let w = self.width();
         &self.symbols[i * w..(i + 1) * w]
-    }
-
-    /// The key of series `i` (plain).
-    pub(super) fn plain(&self, i: usize) -> &[u32] {
-        debug_assert!(!self.packed);
-        self.chunk(i)
     }
 
     /// Where stretch `s` starts; `len` for the one past the last.
@@ -316,31 +312,80 @@ impl Keys {
         self.len += 1;
     }
 
-    /// Copy series `from`'s key over series `to`'s (plain).
-    pub(super) fn copy(&mut self, from: usize, to: usize) {
-        debug_assert!(!self.packed);
+    /// Merge the keys of `from` (plain, disjoint from these) into these, in place and
+    /// from the back, in either layout: each series moves once, those before the first
+    /// key of `from` not at all. `moved(to, mine, at)` tells that series `at` of these
+    /// (`mine`) or of `from` is now series `to`. Room grows by a sixteenth at least.
+    pub(super) fn merge(&mut self, from: &Keys, mut moved: impl FnMut(usize, bool, usize)) {
+        debug_assert!(!from.packed);
+        let (a, w) = (self.arity, self.width());
+        let (m, p) = (self.len, from.len);
+        if self.symbols.capacity() < (m + p) * w {
+            self.symbols.reserve_exact(p.max(m / 16) * w);
+        }
+        let stretches = self.packed.then(|| self.merged_stretches(from));
+        self.symbols.resize((m + p) * w, 0);
+        // Packed: `s - 1` is the stretch of series `i - 1` (the old stretches: the new
+        // ones replace them once every series is in place).
+        let (mut i, mut j, mut s) = (m, p, self.firsts.len());
+        while j > 0 {
+            let to = i + j - 1;
+            let theirs = from.chunk(j - 1);
+            let mine_after = i > 0 && {
+                let mine = &self.symbols[(i - 1) * w..i * w];
+                if self.packed {
+                    while self.starts[s - 1] as usize > i - 1 {
+                        s -= 1;
+                    }
+                    (self.firsts[s - 1], mine) > (theirs[0], &theirs[1..])
+                } else {
+                    mine > theirs
+                }
+            };
+            if mine_after {
+                self.symbols.copy_within((i - 1) * w..i * w, to * w);
+                moved(to, true, i - 1);
+                i -= 1;
+            } else {
+                let theirs = &theirs[a - w..];
+                self.symbols[to * w..(to + 1) * w].copy_from_slice(theirs);
+                moved(to, false, j - 1);
+                j -= 1;
+            }
+        }
+        if let Some((firsts, starts)) = stretches {
+            self.firsts = firsts;
+            self.starts = starts;
+        }
+        self.len = m + p;
+    }
+
+    /// The first symbols and starts of the stretches once `from` is merged into
+    /// these (packed): the union of the first symbols, each stretch as long as the
+    /// series of its first symbol in both.
+    fn merged_stretches(&self, from: &Keys) -> (Vec<u32>, Vec<u32>) {
         let a = self.arity;
-        self.symbols.copy_within(from * a..(from + 1) * a, to * a);
-    }
-
-    /// Make `key` series `to`'s key (plain).
-    pub(super) fn set(&mut self, to: usize, key: &[u32]) {
-        debug_assert!(!self.packed);
-        let a = self.arity;
-        self.symbols[to * a..(to + 1) * a].copy_from_slice(key);
-    }
-
-    /// Make room for `extra` more series (plain).
-    pub(super) fn reserve_exact(&mut self, extra: usize) {
-        debug_assert!(!self.packed);
-        self.symbols.reserve_exact(extra * self.arity);
-    }
-
-    /// Make `n` series, the new ones all 0 (plain).
-    pub(super) fn resize(&mut self, n: usize) {
-        debug_assert!(!self.packed);
-        self.symbols.resize(n * self.arity, 0);
-        self.len = n;
+        let (mut firsts, mut starts) = (Vec::new(), Vec::new());
+        let (mut s, mut j, mut at) = (0, 0, 0);
+        while s < self.firsts.len() || j < from.len {
+            let mine = self.firsts.get(s).copied();
+            let theirs = (j < from.len).then(|| from.symbols[j * a]);
+            let first = match (mine, theirs) {
+                (Some(x), Some(y)) => x.min(y),
+                (x, y) => x.or(y).expect("a stretch left"),
+            };
+            firsts.push(first);
+            starts.push(at as u32);
+            if mine == Some(first) {
+                at += self.stretch(s).len();
+                s += 1;
+            }
+            while j < from.len && from.symbols[j * a] == first {
+                at += 1;
+                j += 1;
+            }
+        }
+        (firsts, starts)
     }
 
     pub(super) fn clear(&mut self) {
@@ -587,5 +632,47 @@ mod tests {
         k.check(true);
         assert!(!k.is_packed());
         assert_eq!(all(&k), [want[0].clone(), want[3].clone(), want[9].clone()]);
+    }
+
+    /// Plain keys merged into packed ones: new first symbols before, between and after
+    /// the stretches, and keys at either end of a stretch.
+    #[test]
+    fn a_merge_into_packed_keys_places_every_key_and_its_stretch() {
+        let mut k = keys(&[2, 5, 9], 4);
+        k.settle();
+        assert!(k.is_packed());
+        let mine = all(&k);
+        let theirs = [
+            [1, 0, 0],
+            [2, 5, 5],
+            [5, 0, 5],
+            [7, 0, 0],
+            [7, 1, 0],
+            [9, 9, 9],
+            [12, 0, 0],
+        ];
+        let mut from = Keys::new(3);
+        for (j, key) in theirs.iter().enumerate() {
+            from.insert(j, key);
+        }
+        let mut origin = vec![None; mine.len() + theirs.len()];
+        k.merge(&from, |to, is_mine, at| origin[to] = Some((is_mine, at)));
+        k.check(true);
+        assert!(k.is_packed());
+        let mut want: Vec<Vec<u32>> = mine.clone();
+        want.extend(theirs.iter().map(|t| t.to_vec()));
+        want.sort_unstable();
+        assert_eq!(all(&k), want);
+        assert_eq!(k.firsts, [1, 2, 5, 7, 9, 12]);
+        assert_eq!(k.starts, [0, 1, 6, 11, 13, 18]);
+        // Every series was placed, and told where it came from.
+        for (to, origin) in origin.iter().enumerate() {
+            let want = &want[to];
+            match origin {
+                Some((true, at)) => assert_eq!(&mine[*at], want),
+                Some((false, at)) => assert_eq!(&theirs[*at].to_vec(), want),
+                None => panic!("series {to} not placed"),
+            }
+        }
     }
 }

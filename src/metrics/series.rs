@@ -55,9 +55,9 @@
 //! 6. **Layout of `main`.** Whenever `main` changes (a merge into it, removed series
 //!    dropped), it takes the smaller layout: packed when the family has two labels or
 //!    more and there are fewer stretches than half the series, plain otherwise (one
-//!    label; one series an account). A merge into a packed `main` unpacks it first, in
-//!    place; removed series are dropped in either layout. Nothing else changes keys:
-//!    inserts go to the buffer, removals and revivals are bits.
+//!    label; one series an account). Merges into `main` and the dropping of removed
+//!    series work in either layout, in place. Nothing else changes keys: inserts go to
+//!    the buffer, removals and revivals are bits.
 //!
 //! # Costs (n series, `RATIO` = 16, `BUFFER` = 128)
 //!
@@ -73,15 +73,14 @@
 //!   its own series. Its room is freed at the next merge of its run.
 //! - The series of one first symbol (the account, in a family whose first label is
 //!   `account`): one range of each run, found by binary search.
-//! - Encode: the merge is O(n) when anything changed (packing and unpacking `main`
+//! - Encode: the merge is O(n) when anything changed (choosing `main`'s layout
 //!   included), as is writing the text.
 //! - Memory, per series: 8 bytes of value, and `4 · arity` of key, or in a packed
 //!   `main` `4 · (arity - 1)` plus 8 per stretch. `benches/registry_mem.rs` (1.2
 //!   million series of 10,000 accounts, in families of two and three labels) counts
 //!   13.5 bytes per series in all, label symbols included (17.2 with every run
-//!   plain). Besides: spare room of at most a sixteenth of `main`'s values (it grows
-//!   by a sixteenth at least), the buffer, and for the time of a merge into a packed
-//!   `main` its keys unpacked (4 bytes a series more).
+//!   plain). Besides: spare room of at most a sixteenth of `main` (it grows by a
+//!   sixteenth at least), and the buffer.
 
 use std::ops::Range;
 
@@ -176,8 +175,8 @@ impl Run {
         }
     }
 
-    /// Move every live series of `from` (keys disjoint from this run's) into this run
-    /// and drop the removed ones of both. This run's keys end plain.
+    /// Move every live series of `from` (keys disjoint from this run's, plain) into
+    /// this run and drop the removed ones of both.
     fn absorb(&mut self, from: &mut Run) {
         self.compact();
         from.compact();
@@ -185,39 +184,25 @@ impl Run {
         if p == 0 {
             return;
         }
-        self.keys.unpack();
-        from.keys.unpack();
         if m == 0 {
             std::mem::swap(self, from);
             if from.values.capacity() > BUFFER {
                 *from = Run::new(self.keys.arity());
             }
+            // The run that takes the inserts next is plain.
+            from.keys.clear();
             return;
         }
         if self.values.capacity() < m + p {
             // Grow by a sixteenth at least: a family filled at start-up reallocates
             // O(log n) times and keeps at most a sixteenth of spare room.
-            let grow = p.max(m / 16);
-            self.values.reserve_exact(grow);
-            self.keys.reserve_exact(grow);
+            self.values.reserve_exact(p.max(m / 16));
         }
         self.values.resize(m + p, 0.0);
-        self.keys.resize(m + p);
-        // From the back: each series moves once, those before the first key of `from`
-        // not at all.
-        let (mut i, mut j) = (m, p);
-        while j > 0 {
-            let to = i + j - 1;
-            if i > 0 && self.keys.plain(i - 1) > from.keys.plain(j - 1) {
-                self.keys.copy(i - 1, to);
-                self.values[to] = self.values[i - 1];
-                i -= 1;
-            } else {
-                self.keys.set(to, from.keys.plain(j - 1));
-                self.values[to] = from.values[j - 1];
-                j -= 1;
-            }
-        }
+        let values = &mut self.values;
+        self.keys.merge(&from.keys, |to, mine, at| {
+            values[to] = if mine { values[at] } else { from.values[at] };
+        });
         from.keys.clear();
         from.values.clear();
         if from.values.capacity() > BUFFER {
