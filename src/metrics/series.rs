@@ -75,8 +75,8 @@
 //!   `account`): one range of each run, found by binary search.
 //! - Encode: the merge is O(n) when anything changed (choosing `main`'s layout
 //!   included), as is writing the text.
-//! - Memory, per series: 8 bytes of value, and `4 · arity` of key, or in a packed
-//!   `main` `4 · (arity - 1)` plus 8 per stretch. `benches/registry_mem.rs` (1.2
+//! - Memory: per series 8 bytes of value and `4 · arity` of key, or in a packed
+//!   `main` `4 · (arity - 1)` of key and 8 bytes per stretch. `benches/registry_mem.rs` (1.2
 //!   million series of 10,000 accounts, in families of two and three labels) counts
 //!   13.6 bytes per series in all, label symbols included (17.2 with every run
 //!   plain). Besides: spare room of at most a sixteenth of `main` (it grows by a
