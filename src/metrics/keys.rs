@@ -388,6 +388,7 @@ impl Keys {
         (firsts, starts)
     }
 
+    /// No series, plain, no room held.
     pub(super) fn clear(&mut self) {
         *self = Keys::new(self.arity);
     }
@@ -483,7 +484,7 @@ impl Keys {
     }
 
     /// Return to the plain layout, in place.
-    pub(super) fn unpack(&mut self) {
+    fn unpack(&mut self) {
         if !self.packed {
             return;
         }
