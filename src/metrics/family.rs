@@ -2,14 +2,16 @@
 //! label symbols and an `f64`, written straight to the text format.
 //!
 //! The series are stored by [`Series`]: keys of exactly the family's number of symbols
-//! in sorted arrays (a family of three labels costs 20 bytes per series). Any number of
-//! labels works; a lookup builds its key on the stack for up to [`INLINE_LABELS`].
+//! in sorted arrays (a family of three labels costs 16 to 20 bytes per series), handed
+//! out as [`Key`]s. Any number of labels works; a lookup builds its key on the stack
+//! for up to [`INLINE_LABELS`].
 
 use std::cmp::Ordering as CmpOrdering;
 use std::io::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use super::keys::Key;
 use super::series::{Lookup, Place, Series};
 use super::symbols::Symbols;
 use super::text::{escape_into, escape_label_value, valid_name};
@@ -232,13 +234,13 @@ impl Family {
     pub(super) fn write_series(
         &self,
         symbols: &Symbols,
-        key: &[u32],
+        key: Key<'_>,
         last: Option<&str>,
         value: f64,
         out: &mut Vec<u8>,
     ) {
         out.extend_from_slice(self.name.as_bytes());
-        let values = key.iter().map(|&id| symbols.get(id)).chain(last);
+        let values = key.iter().map(|id| symbols.get(id)).chain(last);
         let mut any = false;
         for (opener, v) in self.label_openers.iter().zip(values) {
             out.extend_from_slice(opener.as_bytes());
@@ -298,7 +300,7 @@ impl FamilyOps for Family {
         let mut symbols = self.lock_symbols();
         let gone = std::mem::replace(&mut *series, Series::new(self.arity()));
         for (key, _) in gone.iter() {
-            for &id in key {
+            for id in key.iter() {
                 symbols.release(id);
             }
         }
@@ -324,7 +326,7 @@ impl FamilyOps for Family {
             labels.extend(extra.iter().map(String::as_str));
             let place = self.get_or_insert(&mut stored, &mut symbols, &labels, near);
             *stored.value_mut(place) = value;
-            kept.extend_from_slice(stored.key(place));
+            kept.extend(stored.key(place).iter());
             near = Some(place);
         }
         if let Some(account) = symbols.find(account) {
@@ -335,9 +337,11 @@ impl FamilyOps for Family {
             // of `stored`: this costs the account's own series, not the family's.
             let gone: Vec<u32> = stored
                 .with_symbol(account_at, account)
-                .filter(|k| sorted.binary_search_by(|&i| kept_key(i).cmp(k)).is_err())
-                .flatten()
-                .copied()
+                .filter(|k| {
+                    let kept = |&i: &u32| Key::of(kept_key(i)).cmp(k);
+                    sorted.binary_search_by(kept).is_err()
+                })
+                .flat_map(|k| k.iter())
                 .collect();
             for key in gone.chunks_exact(n) {
                 self.remove_key(&mut stored, &mut symbols, key);
@@ -367,8 +371,8 @@ impl FamilyOps for Family {
             let symbols = self.lock_symbols();
             out.extend_from_slice(self.header.as_bytes());
             if self.arity() == 0 {
-                let (_, values) = series.sorted();
-                self.write_series(&symbols, &[], None, values[0], out);
+                let (key, value) = series.sorted().next().expect("one series");
+                self.write_series(&symbols, key, None, value, out);
                 return;
             }
             self.group_heads(&series, &symbols)
@@ -406,16 +410,7 @@ impl Family {
     /// released and given to another value meanwhile.
     pub(super) fn group_heads(&self, series: &Series, symbols: &Symbols) -> Vec<Arc<str>> {
         debug_assert!(self.arity() > 0);
-        let (keys, _) = series.sorted();
-        let n = self.arity();
-        let mut heads: Vec<Arc<str>> = Vec::new();
-        let mut last = None;
-        for key in keys.chunks_exact(n) {
-            if last != Some(key[0]) {
-                last = Some(key[0]);
-                heads.push(symbols.shared(key[0]));
-            }
-        }
+        let mut heads: Vec<Arc<str>> = series.firsts().map(|id| symbols.shared(id)).collect();
         heads.sort_unstable();
         heads
     }
@@ -427,7 +422,7 @@ impl Family {
         series: &'a Series,
         symbols: &Symbols,
         head: &str,
-        group: &mut Vec<(&'a [u32], f64)>,
+        group: &mut Vec<(Key<'a>, f64)>,
     ) {
         debug_assert!(group.is_empty());
         let Some(id) = symbols.find(head) else {
@@ -438,8 +433,9 @@ impl Family {
         if n > 1 && group.len() > 1 {
             group.sort_unstable_by(|(a, _), (b, _)| {
                 for pos in 1..n {
-                    if a[pos] != b[pos] {
-                        let o = symbols.get(a[pos]).cmp(symbols.get(b[pos]));
+                    let (a, b) = (a.get(pos), b.get(pos));
+                    if a != b {
+                        let o = symbols.get(a).cmp(symbols.get(b));
                         if o != CmpOrdering::Equal {
                             return o;
                         }

@@ -22,6 +22,7 @@ mod exposition;
 mod family;
 mod gzip;
 mod handles;
+mod keys;
 mod prefilled;
 mod registry;
 mod series;

@@ -12,6 +12,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 
 use super::family::{Family, FamilyOps, Kind, CHUNK};
+use super::keys::Key;
 use super::series::Series;
 use super::symbols::Symbols;
 
@@ -159,7 +160,7 @@ impl FamilyOps for Prefilled {
             if self.fixed_at == 0 {
                 let symbols = self.counts.lock_symbols();
                 let ids = self.fixed_ids(&symbols);
-                self.write_fixed((&counts, &symbols, &ids), &[], out);
+                self.write_fixed((&counts, &symbols, &ids), Key::of(&[]), out);
                 return;
             }
             self.roster
@@ -203,14 +204,14 @@ impl Prefilled {
     fn write_fixed(
         &self,
         (counts, symbols, ids): (&Series, &Symbols, &[Option<u32>]),
-        others: &[u32],
+        others: Key<'_>,
         out: &mut Vec<u8>,
     ) {
         let mut key: Vec<u32> = Vec::with_capacity(self.fixed_at + 1);
         for (value, id) in self.fixed.iter().zip(ids) {
             let counted = id.and_then(|id| {
                 key.clear();
-                key.extend_from_slice(others);
+                key.extend(others.iter());
                 key.push(id);
                 counts.find(&key)
             });

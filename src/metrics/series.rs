@@ -1,7 +1,8 @@
 //! The series of one family: keys of exactly the family's number of label symbols
 //! (`arity`) and their `f64` values, kept in sorted arrays instead of a map.
 //!
-//! A family of three labels pays 12 bytes of key and 8 of value per series, where a
+//! A family of three labels pays 12 bytes of key and 8 of value per series (8 of key
+//! in `main` when its first label repeats, as `account` does), where a
 //! `BTreeMap<[u32; 4], f64>` entry costs about 46 bytes.
 //!
 //! # Layout
@@ -15,7 +16,19 @@
 //! each run:  keys   [s0 s1 s2 | s0 s1 s2 | …]   `arity` symbols per series, sorted
 //!            values [v        | v        | …]
 //!            dead   bit i set: series i was removed (empty while none is)
+//!
+//! main, packed (when smaller):
+//!            keys   firsts [a        b   …]     each first symbol once
+//!                   starts [0        2   …]     where its series start
+//!                   others [s1 s2 | s1 s2 | s1 s2 | …]   `arity - 1` per series
 //! ```
+//!
+//! Key order puts the label names in order, so `account` is usually first, and one
+//! account owns many series of a family: consecutive series share their first symbol
+//! for long *stretches*. `main`, which holds nearly every series, then stores that
+//! symbol once per stretch ([`Keys`] in `keys.rs` owns both layouts). The other runs
+//! are small and take the inserts: they stay plain. A key is handed out as a [`Key`]
+//! (first symbol and the others), whichever the layout.
 //!
 //! Two invariants hold between any two calls (`check_invariants` in the tests asserts
 //! them): every run is sorted, and the runs' keys are disjoint, removed series
@@ -39,11 +52,18 @@
 //! 5. **Encode.** [`Series::merge`] merges every run into `main`, smallest first, and
 //!    drops the removed series: `main` is then the whole family in key order
 //!    ([`Series::sorted`]) and no other run holds memory.
+//! 6. **Layout of `main`.** Whenever `main` changes (a merge into it, removed series
+//!    dropped), it takes the smaller layout: packed when the family has two labels or
+//!    more and there are fewer stretches than half the series, plain otherwise (one
+//!    label; one series an account). Merges into `main` and the dropping of removed
+//!    series work in either layout, in place. Nothing else changes keys: inserts go to
+//!    the buffer, removals and revivals are bits.
 //!
 //! # Costs (n series, `RATIO` = 16, `BUFFER` = 128)
 //!
 //! - Lookup: a binary search in each of the at most `2 + log16(n / 128)` runs (5 at a
-//!   million series); O(log d) from a hint `d` series away.
+//!   million series); O(log d) from a hint `d` series away. In a packed `main`: a
+//!   binary search among the stretches, then one within the stretch.
 //! - Insert: a shift within the buffer (at most 128 series), plus, amortised, the
 //!   moves of the cascade: a series moves once per run it climbs, and a merge into
 //!   `main` moves at most all of `main` once per `n / 16` new series, i.e. at most 16
@@ -53,12 +73,18 @@
 //!   its own series. Its room is freed at the next merge of its run.
 //! - The series of one first symbol (the account, in a family whose first label is
 //!   `account`): one range of each run, found by binary search.
-//! - Encode: the merge is O(n) when anything changed, as is writing the text.
-//! - Memory: spare room of at most a sixteenth of `main` (it grows by a sixteenth at
-//!   least), plus the buffer.
+//! - Encode: the merge is O(n) when anything changed (choosing `main`'s layout
+//!   included), as is writing the text.
+//! - Memory: per series 8 bytes of value and `4 · arity` of key, or in a packed
+//!   `main` `4 · (arity - 1)` of key and 8 bytes per stretch. `benches/registry_mem.rs` (1.2
+//!   million series of 10,000 accounts, in families of two and three labels) counts
+//!   13.6 bytes per series in all, label symbols included (17.2 with every run
+//!   plain). Besides: spare room of at most a sixteenth of `main` (it grows by a
+//!   sixteenth at least), and the buffer.
 
-use std::cmp::Ordering;
 use std::ops::Range;
+
+use super::keys::{Key, Keys};
 
 /// Most series of the run that new series go into.
 const BUFFER: usize = 128;
@@ -66,11 +92,9 @@ const BUFFER: usize = 128;
 /// Each run may hold this many times the series of the one before it.
 const RATIO: usize = 16;
 
-/// Series sorted by key: `arity` symbols per series in `keys`, their values in
-/// `values`, and which of them were removed.
-#[derive(Default)]
+/// Series sorted by key: their keys, their values, and which of them were removed.
 struct Run {
-    keys: Vec<u32>,
+    keys: Keys,
     values: Vec<f64>,
     /// Bit `i` set: series `i` was removed (its symbols are released; the key stays
     /// as it was, which keeps the run sorted). Empty when none is.
@@ -79,12 +103,17 @@ struct Run {
 }
 
 impl Run {
-    fn len(&self) -> usize {
-        self.values.len()
+    fn new(arity: usize) -> Self {
+        Run {
+            keys: Keys::new(arity),
+            values: Vec::new(),
+            dead: Vec::new(),
+            dead_count: 0,
+        }
     }
 
-    fn key(&self, arity: usize, i: usize) -> &[u32] {
-        &self.keys[i * arity..(i + 1) * arity]
+    fn len(&self) -> usize {
+        self.values.len()
     }
 
     fn is_dead(&self, i: usize) -> bool {
@@ -107,140 +136,50 @@ impl Run {
         self.values[i] = 0.0;
     }
 
-    /// The position of `key`, or where it would go.
-    fn search(&self, arity: usize, key: &[u32]) -> Result<usize, usize> {
-        self.search_in(arity, key, 0, self.len())
-    }
-
-    /// [`Run::search`] between `lo` and `hi`, which bracket `key`.
-    fn search_in(&self, arity: usize, key: &[u32], lo: usize, hi: usize) -> Result<usize, usize> {
-        if lo >= hi {
-            return Err(lo);
-        }
-        let (mut base, mut size) = (lo, hi - lo);
-        while size > 1 {
-            let half = size / 2;
-            let mid = base + half;
-            if self.key(arity, mid) <= key {
-                base = mid;
-            }
-            size -= half;
-        }
-        match self.key(arity, base).cmp(key) {
-            Ordering::Equal => Ok(base),
-            Ordering::Less => Err(base + 1),
-            Ordering::Greater => Err(base),
-        }
-    }
-
-    /// [`Run::search`] starting at `near` and widening the step: O(log d) when `key`
-    /// is `d` series away (the next series of one account, say).
-    fn search_near(&self, arity: usize, key: &[u32], near: usize) -> Result<usize, usize> {
-        let n = self.len();
-        if n == 0 {
-            return Err(0);
-        }
-        let near = near.min(n - 1);
-        let mut step = 1;
-        match self.key(arity, near).cmp(key) {
-            Ordering::Equal => Ok(near),
-            Ordering::Less => {
-                let mut lo = near + 1;
-                loop {
-                    let probe = near + step;
-                    if probe >= n {
-                        return self.search_in(arity, key, lo, n);
-                    }
-                    match self.key(arity, probe).cmp(key) {
-                        Ordering::Less => lo = probe + 1,
-                        Ordering::Equal => return Ok(probe),
-                        Ordering::Greater => return self.search_in(arity, key, lo, probe),
-                    }
-                    step *= 2;
-                }
-            }
-            Ordering::Greater => {
-                let mut hi = near;
-                loop {
-                    if step > near {
-                        return self.search_in(arity, key, 0, hi);
-                    }
-                    let probe = near - step;
-                    match self.key(arity, probe).cmp(key) {
-                        Ordering::Greater => hi = probe,
-                        Ordering::Equal => return Ok(probe),
-                        Ordering::Less => return self.search_in(arity, key, probe + 1, hi),
-                    }
-                    step *= 2;
-                }
-            }
-        }
-    }
-
-    /// The series whose first symbol is `id` (`arity` > 0).
-    fn first_is(&self, arity: usize, id: u32) -> Range<usize> {
-        let first = |i: usize| self.keys[i * arity];
-        let bound = |lo: usize, below: &dyn Fn(u32) -> bool| {
-            let (mut lo, mut hi) = (lo, self.len());
-            while lo < hi {
-                let mid = lo + (hi - lo) / 2;
-                if below(first(mid)) {
-                    lo = mid + 1;
-                } else {
-                    hi = mid;
-                }
-            }
-            lo
-        };
-        let start = bound(0, &|f| f < id);
-        start..bound(start, &|f| f <= id)
-    }
-
-    /// Insert at `at` (a run without removed series).
-    fn insert(&mut self, arity: usize, at: usize, key: &[u32]) {
-        debug_assert_eq!(self.dead_count, 0);
+    /// The live series among `range`, with their keys and values.
+    fn live(&self, range: Range<usize>) -> impl Iterator<Item = (Key<'_>, f64)> {
         self.keys
-            .splice(at * arity..at * arity, key.iter().copied());
+            .range(range)
+            .filter(|&(i, _)| !self.is_dead(i))
+            .map(|(i, key)| (key, self.values[i]))
+    }
+
+    /// Insert at `at` (a run without removed series, plain).
+    fn insert(&mut self, at: usize, key: &[u32]) {
+        debug_assert_eq!(self.dead_count, 0);
+        self.keys.insert(at, key);
         self.values.insert(at, 0.0);
     }
 
-    fn copy(&mut self, arity: usize, from: usize, to: usize) {
-        for s in 0..arity {
-            self.keys[to * arity + s] = self.keys[from * arity + s];
-        }
-        self.values[to] = self.values[from];
-    }
-
-    /// Drop the removed series.
-    fn compact(&mut self, arity: usize) {
+    /// Drop the removed series (in either layout).
+    fn compact(&mut self) {
         if self.dead_count == 0 {
             return;
         }
+        let dead = &self.dead;
+        self.keys.retain(|i| dead[i / 64] & (1 << (i % 64)) == 0);
         let mut to = 0;
         for from in 0..self.len() {
             if !self.is_dead(from) {
-                if from != to {
-                    self.copy(arity, from, to);
-                }
+                self.values[to] = self.values[from];
                 to += 1;
             }
         }
         self.values.truncate(to);
-        self.keys.truncate(to * arity);
         self.dead = Vec::new();
         self.dead_count = 0;
         // Give back the room of many removed series (a family that lost accounts).
         if self.values.capacity() - to > to / 8 + BUFFER {
             self.values.shrink_to(to + to / 16);
-            self.keys.shrink_to((to + to / 16) * arity);
+            self.keys.shrink_to(to + to / 16);
         }
     }
 
-    /// Move every live series of `from` (keys disjoint from this run's) into this run
-    /// and drop the removed ones of both.
-    fn absorb(&mut self, arity: usize, from: &mut Run) {
-        self.compact(arity);
-        from.compact(arity);
+    /// Move every live series of `from` (keys disjoint from this run's, plain) into
+    /// this run and drop the removed ones of both.
+    fn absorb(&mut self, from: &mut Run) {
+        self.compact();
+        from.compact();
         let (m, p) = (self.len(), from.len());
         if p == 0 {
             return;
@@ -248,38 +187,27 @@ impl Run {
         if m == 0 {
             std::mem::swap(self, from);
             if from.values.capacity() > BUFFER {
-                *from = Run::default();
+                *from = Run::new(self.keys.arity());
             }
+            // The run that takes the inserts next is plain.
+            from.keys.clear();
             return;
         }
         if self.values.capacity() < m + p {
             // Grow by a sixteenth at least: a family filled at start-up reallocates
             // O(log n) times and keeps at most a sixteenth of spare room.
-            let grow = p.max(m / 16);
-            self.values.reserve_exact(grow);
-            self.keys.reserve_exact(grow * arity);
+            self.values.reserve_exact(p.max(m / 16));
         }
         self.values.resize(m + p, 0.0);
-        self.keys.resize((m + p) * arity, 0);
-        // From the back: each series moves once, those before the first key of `from`
-        // not at all.
-        let (mut i, mut j) = (m, p);
-        while j > 0 {
-            let to = i + j - 1;
-            if i > 0 && self.key(arity, i - 1) > from.key(arity, j - 1) {
-                self.copy(arity, i - 1, to);
-                i -= 1;
-            } else {
-                self.keys[to * arity..(to + 1) * arity].copy_from_slice(from.key(arity, j - 1));
-                self.values[to] = from.values[j - 1];
-                j -= 1;
-            }
-        }
+        let values = &mut self.values;
+        self.keys.merge(&from.keys, |to, mine, at| {
+            values[to] = if mine { values[at] } else { from.values[at] };
+        });
         from.keys.clear();
         from.values.clear();
         if from.values.capacity() > BUFFER {
             // A larger run is empty until it has absorbed smaller ones again.
-            *from = Run::default();
+            *from = Run::new(self.keys.arity());
         }
     }
 }
@@ -313,7 +241,7 @@ impl Series {
     pub(super) fn new(arity: usize) -> Self {
         Series {
             arity,
-            runs: vec![Run::default()],
+            runs: vec![Run::new(arity)],
         }
     }
 
@@ -326,11 +254,10 @@ impl Series {
     /// whose neighbours are likely next).
     pub(super) fn lookup(&self, key: &[u32], near: Option<Place>) -> Lookup {
         debug_assert_eq!(key.len(), self.arity);
-        let a = self.arity;
         let near = near.filter(|s| s.run < self.runs.len());
         let found = near
             .and_then(|s| {
-                let at = self.runs[s.run].search_near(a, key, s.at).ok()?;
+                let at = self.runs[s.run].keys.search_near(key, s.at).ok()?;
                 Some(Place { run: s.run, at })
             })
             .or_else(|| {
@@ -338,7 +265,7 @@ impl Series {
                     if near.is_some_and(|s| s.run == run) {
                         return None;
                     }
-                    let at = r.search(a, key).ok()?;
+                    let at = r.keys.search(key).ok()?;
                     Some(Place { run, at })
                 })
             });
@@ -369,16 +296,16 @@ impl Series {
             Lookup::Absent => {}
         }
         if self.runs.len() == 1 {
-            self.runs.push(Run::default());
+            self.runs.push(Run::new(self.arity));
         } else if self.runs[1].len() >= BUFFER {
             self.cascade();
         }
         let buffer = &mut self.runs[1];
-        buffer.compact(self.arity);
-        let Err(at) = buffer.search(self.arity, key) else {
+        buffer.compact();
+        let Err(at) = buffer.keys.search(key) else {
             panic!("insert of a series that is there")
         };
-        buffer.insert(self.arity, at, key);
+        buffer.insert(at, key);
         Place { run: 1, at }
     }
 
@@ -390,17 +317,18 @@ impl Series {
             let len = self.runs[r].len();
             if len * RATIO >= self.runs[0].len() {
                 let (main, rest) = self.runs.split_at_mut(1);
-                main[0].absorb(self.arity, &mut rest[r - 1]);
+                main[0].absorb(&mut rest[r - 1]);
+                main[0].keys.settle();
                 return;
             }
             if len < size {
                 return;
             }
             if self.runs.len() == r + 1 {
-                self.runs.push(Run::default());
+                self.runs.push(Run::new(self.arity));
             }
             let (from, to) = self.runs.split_at_mut(r + 1);
-            to[0].absorb(self.arity, &mut from[r]);
+            to[0].absorb(&mut from[r]);
             size *= RATIO;
         }
     }
@@ -417,8 +345,8 @@ impl Series {
         }
     }
 
-    pub(super) fn key(&self, place: Place) -> &[u32] {
-        self.runs[place.run].key(self.arity, place.at)
+    pub(super) fn key(&self, place: Place) -> Key<'_> {
+        self.runs[place.run].keys.key(place.at)
     }
 
     pub(super) fn value(&self, place: Place) -> f64 {
@@ -430,69 +358,61 @@ impl Series {
     }
 
     /// Every live series, run by run (not in key order).
-    pub(super) fn iter(&self) -> impl Iterator<Item = (&[u32], f64)> {
-        let a = self.arity;
-        self.runs.iter().flat_map(move |r| {
-            (0..r.len())
-                .filter(|&i| !r.is_dead(i))
-                .map(move |i| (r.key(a, i), r.values[i]))
-        })
+    pub(super) fn iter(&self) -> impl Iterator<Item = (Key<'_>, f64)> {
+        self.runs.iter().flat_map(|r| r.live(0..r.len()))
     }
 
     /// The live series whose symbol at key position `at` is `id`. When `at` is 0 they
     /// are one range of each run: the cost is theirs, not the family's.
-    pub(super) fn with_symbol(&self, at: usize, id: u32) -> impl Iterator<Item = &[u32]> {
-        let a = self.arity;
+    pub(super) fn with_symbol(&self, at: usize, id: u32) -> impl Iterator<Item = Key<'_>> {
         self.runs.iter().flat_map(move |r| {
             let range = if at == 0 {
-                r.first_is(a, id)
+                r.keys.first_is(id)
             } else {
                 0..r.len()
             };
-            range
-                .filter(|&i| !r.is_dead(i))
-                .map(move |i| r.key(a, i))
-                .filter(move |k| k[at] == id)
+            r.live(range)
+                .map(|(key, _)| key)
+                .filter(move |k| k.get(at) == id)
         })
     }
 
     /// The live series whose first symbol is `id` (`arity` > 0) with their values, run
     /// by run: one range of each run, so the cost is theirs, not the family's.
-    pub(super) fn with_first(&self, id: u32) -> impl Iterator<Item = (&[u32], f64)> {
-        let a = self.arity;
-        self.runs.iter().flat_map(move |r| {
-            r.first_is(a, id)
-                .filter(|&i| !r.is_dead(i))
-                .map(move |i| (r.key(a, i), r.values[i]))
-        })
+    pub(super) fn with_first(&self, id: u32) -> impl Iterator<Item = (Key<'_>, f64)> {
+        self.runs
+            .iter()
+            .flat_map(move |r| r.live(r.keys.first_is(id)))
     }
 
     /// Merge every run into `main` and drop the removed series: afterwards every series
     /// is in [`Series::sorted`], in key order, and no other run holds memory.
     pub(super) fn merge(&mut self) {
-        let a = self.arity;
+        let changed = self.runs.len() > 1 || self.runs[0].dead_count > 0;
         // Smallest first, each into the next, the largest into `main`.
         while self.runs.len() > 1 {
             let mut from = self.runs.remove(1);
             let to = if self.runs.len() > 1 { 1 } else { 0 };
-            self.runs[to].absorb(a, &mut from);
+            self.runs[to].absorb(&mut from);
         }
-        self.runs[0].compact(a);
+        self.runs[0].compact();
+        if changed {
+            self.runs[0].keys.settle();
+        }
     }
 
     /// Assert the invariants the module documentation names: each run sorted and its
     /// bitmap matching its dead count, the runs' keys disjoint (removed series
     /// included), the buffer at most [`BUFFER`] series and run `r` below
-    /// `BUFFER · RATIO^(r-1)`.
+    /// `BUFFER · RATIO^(r-1)`; `main` in the smaller of its two layouts, the other runs
+    /// plain.
     #[cfg(test)]
     fn check_invariants(&self) {
-        let a = self.arity;
-        let mut every_key: Vec<&[u32]> = Vec::new();
+        let mut every_key: Vec<Key> = Vec::new();
         for (r, run) in self.runs.iter().enumerate() {
-            assert_eq!(run.keys.len(), run.len() * a, "run {r}: keys and values");
-            for i in 1..run.len() {
-                assert!(run.key(a, i - 1) < run.key(a, i), "run {r} unsorted at {i}");
-            }
+            assert_eq!(run.keys.len(), run.len(), "run {r}: keys and values");
+            run.keys.check(r == 0);
+            assert!(r == 0 || !run.keys.is_packed(), "run {r} packed");
             let marked: usize = run.dead.iter().map(|w| w.count_ones() as usize).sum();
             assert_eq!(marked, run.dead_count, "run {r}: dead bits");
             assert!(
@@ -506,7 +426,7 @@ impl Series {
                     assert!(run.len() < limit, "run {r}: {} of {limit}", run.len());
                 }
             }
-            every_key.extend((0..run.len()).map(|i| run.key(a, i)));
+            every_key.extend(run.keys.range(0..run.len()).map(|(_, k)| k));
         }
         every_key.sort_unstable();
         assert!(
@@ -521,10 +441,17 @@ impl Series {
         self.runs.iter().map(Run::len).collect()
     }
 
-    /// After [`Series::merge`]: the keys (`arity` symbols each) and values, in key order.
-    pub(super) fn sorted(&self) -> (&[u32], &[f64]) {
+    /// After [`Series::merge`]: every series and its value, in key order.
+    pub(super) fn sorted(&self) -> impl Iterator<Item = (Key<'_>, f64)> {
         debug_assert!(self.runs.len() == 1 && self.runs[0].dead_count == 0);
-        (&self.runs[0].keys, &self.runs[0].values)
+        self.iter()
+    }
+
+    /// After [`Series::merge`]: the first symbols of the series, each once, in key
+    /// order (`arity` > 0).
+    pub(super) fn firsts(&self) -> impl Iterator<Item = u32> + '_ {
+        debug_assert!(self.runs.len() == 1 && self.runs[0].dead_count == 0);
+        self.runs[0].keys.firsts()
     }
 }
 
@@ -549,9 +476,15 @@ mod tests {
     }
 
     fn all(s: &Series) -> Vec<(Vec<u32>, f64)> {
-        let mut v: Vec<_> = s.iter().map(|(k, v)| (k.to_vec(), v)).collect();
+        let mut v: Vec<(Vec<u32>, f64)> = s.iter().map(|(k, v)| (k.iter().collect(), v)).collect();
         v.sort_by(|a, b| a.0.cmp(&b.0));
         v
+    }
+
+    /// After a merge: every key's symbols one after the other, and the values.
+    fn sorted(s: &Series) -> (Vec<u32>, Vec<f64>) {
+        let keys = s.sorted().flat_map(|(k, _)| k.iter()).collect();
+        (keys, s.sorted().map(|(_, v)| v).collect())
     }
 
     #[test]
@@ -570,11 +503,11 @@ mod tests {
         assert_eq!(s.find(&[2, 0]), None);
         let place = s.find(&[4, 0]).unwrap();
         *s.value_mut(place) = 40.0;
-        assert_eq!(s.key(place), &[4, 0]);
+        assert_eq!(s.key(place), Key::of(&[4, 0]));
         assert_eq!(s.value(place), 40.0);
         s.merge();
         assert_eq!(s.run_sizes(), [7]);
-        let (keys, values) = s.sorted();
+        let (keys, values) = sorted(&s);
         assert_eq!(keys, &[0, 9, 1, 1, 3, 0, 3, 1, 4, 0, 5, 1, 6, 0]);
         assert_eq!(values, &[0.0, 101.0, 0.0, 301.0, 40.0, 501.0, 0.0]);
     }
@@ -606,7 +539,7 @@ mod tests {
         assert_eq!(s.run_sizes(), [m + 2 * BUFFER, 1, 0]);
         assert_eq!(s.len(), m + 2 * BUFFER + 1);
         s.merge();
-        let (keys, _) = s.sorted();
+        let (keys, _) = sorted(&s);
         let mut want: Vec<u32> = big.iter().map(|k| k[0]).collect();
         want.extend((0..BUFFER as u32).map(|id| id * 4 + 1));
         want.extend((0..BUFFER as u32).map(|id| id * 4 + 2));
@@ -646,7 +579,7 @@ mod tests {
         assert_eq!(s.find(&[4, 1]), Some(Place { run: 1, at: 2 }));
         assert!(s.remove(&[1, 1]));
         s.merge();
-        let (keys, values) = s.sorted();
+        let (keys, values) = sorted(&s);
         assert_eq!(keys, &[2, 0, 2, 1, 3, 1, 3, 9, 4, 1]);
         assert_eq!(values, &[0.0, 0.0, 301.0, 0.0, 0.0]);
         assert!(s.runs[0].dead.is_empty());
@@ -654,22 +587,36 @@ mod tests {
 
     #[test]
     fn a_search_from_any_hint_finds_what_a_binary_search_finds() {
-        let mut run = Run::default();
-        for k in (0..300).map(|i| i * 3) {
-            run.keys.extend([k / 7, k]);
-            run.values.push(0.0);
+        let mut keys = Keys::new(2);
+        for (i, k) in (0..300).map(|i| i * 3).enumerate() {
+            keys.insert(i, &[k / 7, k]);
         }
-        let empty = Run::default();
+        let empty = Keys::new(2);
         for k in 0..905 {
             let key = [k / 7, k];
-            assert_eq!(empty.search_near(2, &key, 5), Err(0));
+            assert_eq!(empty.search_near(&key, 5), Err(0));
             for near in [0, 1, 2, 57, 150, 298, 299, 300, 1_000] {
                 assert_eq!(
-                    run.search_near(2, &key, near),
-                    run.search(2, &key),
+                    keys.search_near(&key, near),
+                    keys.search(&key),
                     "{key:?} from {near}"
                 );
             }
+        }
+        // The same keys packed (about 2.3 series a first symbol) are found at the same
+        // places, from any hint.
+        let mut packed = Keys::new(2);
+        for (i, k) in (0..300).map(|i| i * 3).enumerate() {
+            packed.insert(i, &[k / 7, k]);
+        }
+        packed.settle();
+        assert!(packed.is_packed());
+        for k in 0..905 {
+            let key = [k / 7, k];
+            for near in [0, 150, 1_000] {
+                assert_eq!(packed.search_near(&key, near), keys.search(&key), "{key:?}");
+            }
+            assert_eq!(packed.first_is(k), keys.first_is(k), "first {k}");
         }
     }
 
@@ -680,14 +627,14 @@ mod tests {
         add(&mut s, &[2, 0]);
         add(&mut s, &[1, 0]);
         assert!(s.remove(&[2, 3]));
-        let mut of_2: Vec<&[u32]> = s.with_symbol(0, 2).collect();
+        let mut of_2: Vec<Vec<u32>> = s.with_symbol(0, 2).map(|k| k.iter().collect()).collect();
         of_2.sort_unstable();
-        assert_eq!(of_2, [&[2, 0], &[2, 1], &[2, 4], &[2, 9]]);
+        assert_eq!(of_2, [[2, 0], [2, 1], [2, 4], [2, 9]]);
         assert_eq!(s.with_symbol(0, 4).count(), 0);
         assert_eq!(s.with_symbol(1, 0).count(), 3);
-        assert_eq!(s.runs[0].first_is(2, 2), 1..4);
-        assert_eq!(s.runs[0].first_is(2, 0), 0..0);
-        assert_eq!(s.runs[0].first_is(2, 9), 5..5);
+        assert_eq!(s.runs[0].keys.first_is(2), 1..4);
+        assert_eq!(s.runs[0].keys.first_is(0), 0..0);
+        assert_eq!(s.runs[0].keys.first_is(9), 5..5);
     }
 
     #[test]
@@ -703,7 +650,7 @@ mod tests {
         assert_eq!(s.len(), 0);
         assert_eq!(add(&mut s, &[]), Place { run: 0, at: 0 });
         s.merge();
-        assert_eq!(s.sorted(), (&[][..], &[0.0][..]));
+        assert_eq!(sorted(&s), (vec![], vec![0.0]));
     }
 
     /// The rules of the module documentation, in one place. Random inserts (from
@@ -764,7 +711,7 @@ mod tests {
                         s.merge();
                         merges += 1;
                         assert_eq!(s.run_sizes(), [model.len()]);
-                        let (keys, values) = s.sorted();
+                        let (keys, values) = sorted(&s);
                         assert!(keys.iter().eq(model.keys().flatten()));
                         assert!(values.iter().eq(model.values()));
                     }
@@ -783,9 +730,239 @@ mod tests {
         s.check_invariants();
         assert_eq!(all(&s).len(), model.len());
         s.merge();
-        let (keys, values) = s.sorted();
+        let (keys, values) = sorted(&s);
         let want: Vec<u32> = model.keys().flatten().copied().collect();
         assert_eq!(keys, want);
         assert_eq!(values, model.values().copied().collect::<Vec<_>>());
+    }
+
+    /// `main` takes the smaller layout whenever it changes: packed while accounts own
+    /// many series each, plain for one series an account or a single label.
+    #[test]
+    fn main_is_packed_when_first_symbols_repeat() {
+        let one_each: Vec<[u32; 2]> = (0..100).map(|a| [a, 7]).collect();
+        let mut s = merged(&one_each);
+        assert!(!s.runs[0].keys.is_packed(), "one series an account");
+        // Account 50 gets 100 more series: 200 series, 100 stretches, still plain.
+        for app in 100..200 {
+            add(&mut s, &[50, app]);
+        }
+        s.merge();
+        s.check_invariants();
+        assert!(
+            !s.runs[0].keys.is_packed(),
+            "as many stretches as half the series"
+        );
+        add(&mut s, &[50, 200]);
+        s.merge();
+        s.check_invariants();
+        assert!(
+            s.runs[0].keys.is_packed(),
+            "fewer stretches than half the series"
+        );
+        assert_eq!(s.with_first(50).count(), 102);
+        assert_eq!(s.find(&[50, 150]), Some(Place { run: 0, at: 101 }));
+        assert_eq!(s.find(&[51, 7]), Some(Place { run: 0, at: 152 }));
+        assert_eq!(s.key(Place { run: 0, at: 152 }), Key::of(&[51, 7]));
+        // A removal in a packed `main` is a bit, and the series comes back in place.
+        assert!(s.remove(&[50, 7]));
+        assert_eq!(add(&mut s, &[50, 7]), Place { run: 0, at: 50 });
+        // Removing account 50 leaves 99 series in 99 stretches: plain again.
+        let gone: Vec<Vec<u32>> = s.with_symbol(0, 50).map(|k| k.iter().collect()).collect();
+        assert_eq!(gone.len(), 102);
+        for k in &gone {
+            assert!(s.remove(k));
+        }
+        s.merge();
+        s.check_invariants();
+        assert!(!s.runs[0].keys.is_packed());
+        assert_eq!(s.len(), 99);
+        // One label: never packed (every key its own first symbol).
+        let mut one = Series::new(1);
+        for k in 0..500 {
+            add(&mut one, &[k]);
+        }
+        one.merge();
+        one.check_invariants();
+        assert!(!one.runs[0].keys.is_packed());
+    }
+
+    /// The encoder's view of a packed `main`: the first symbols once each, in key order,
+    /// and each one's series with their values.
+    #[test]
+    fn a_packed_main_lists_its_first_symbols_and_their_series() {
+        let keys: Vec<[u32; 2]> = [(3, 4), (1, 3), (9, 1), (4, 2)]
+            .iter()
+            .flat_map(|&(a, n)| (0..n).map(move |app| [a, app]))
+            .collect();
+        let mut s = merged(&keys);
+        assert!(s.runs[0].keys.is_packed());
+        assert_eq!(s.firsts().collect::<Vec<_>>(), [1, 3, 4, 9]);
+        let of_4: Vec<(Vec<u32>, f64)> = s
+            .with_first(4)
+            .map(|(k, v)| (k.iter().collect(), v))
+            .collect();
+        assert_eq!(of_4, [(vec![4, 0], 400.0), (vec![4, 1], 401.0)]);
+        // The first series of a stretch removed, and a new first symbol between two.
+        assert!(s.remove(&[3, 0]));
+        add(&mut s, &[2, 0]);
+        add(&mut s, &[2, 1]);
+        assert_eq!(s.with_symbol(0, 3).count(), 3);
+        s.merge();
+        s.check_invariants();
+        assert!(s.runs[0].keys.is_packed(), "11 series, 5 stretches");
+        assert_eq!(s.firsts().collect::<Vec<_>>(), [1, 2, 3, 4, 9]);
+        let (flat, _) = sorted(&s);
+        assert_eq!(
+            flat,
+            [1, 0, 1, 1, 1, 2, 2, 0, 2, 1, 3, 1, 3, 2, 3, 3, 4, 0, 4, 1, 9, 0]
+        );
+    }
+
+    mod model {
+        use super::super::*;
+        use super::sorted;
+        use proptest::prelude::*;
+        use proptest::sample::Index;
+        use std::collections::BTreeMap;
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            /// Insert or update the series of an account and other symbols.
+            Set(u32, [u32; 3]),
+            /// Give an account `n` series (many series of one first symbol).
+            Fill(u32, u32),
+            /// Remove an existing series, or (with no series) a missing one.
+            Remove(Index),
+            /// Remove every series of an account, as `Family::replace` does.
+            Clear(u32),
+            Merge,
+            /// The series of an account, with their values.
+            Query(u32),
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            let rest = (0..64u32, 0..4u32, 0..3u32).prop_map(|(a, b, c)| [a, b, c]);
+            prop_oneof![
+                6 => (0..40u32, rest).prop_map(|(a, r)| Op::Set(a, r)),
+                2 => (0..40u32, 1..60u32).prop_map(|(a, n)| Op::Fill(a, n)),
+                3 => any::<Index>().prop_map(Op::Remove),
+                1 => (0..40u32).prop_map(Op::Clear),
+                1 => Just(Op::Merge),
+                2 => (0..40u32).prop_map(Op::Query),
+            ]
+        }
+
+        /// The key of account `a`: its symbol first, then `arity - 1` of `rest` (one
+        /// label: the account's symbol and `rest[0]` in one symbol).
+        fn key(arity: usize, a: u32, rest: [u32; 3]) -> Vec<u32> {
+            match arity {
+                1 => vec![a * 64 + rest[0]],
+                _ => std::iter::once(a).chain(rest).take(arity).collect(),
+            }
+        }
+
+        fn set(s: &mut Series, model: &mut BTreeMap<Vec<u32>, f64>, key: Vec<u32>, v: f64) {
+            let place = match s.lookup(&key, None) {
+                Lookup::Live(place) => place,
+                found => {
+                    let place = s.insert(&key, found);
+                    assert_eq!(s.value(place), 0.0);
+                    place
+                }
+            };
+            assert_eq!(s.key(place), Key::of(&key));
+            *s.value_mut(place) = v;
+            model.insert(key, v);
+        }
+
+        fn of_first(model: &BTreeMap<Vec<u32>, f64>, first: u32) -> Vec<(Vec<u32>, f64)> {
+            let of = model.iter().filter(|(k, _)| k[0] == first);
+            of.map(|(k, &v)| (k.clone(), v)).collect()
+        }
+
+        fn run(arity: usize, ops: &[Op]) {
+            let mut s = Series::new(arity);
+            let mut model: BTreeMap<Vec<u32>, f64> = BTreeMap::new();
+            let first = |a: u32| key(arity, a, [0; 3])[0];
+            for (step, op) in ops.iter().enumerate() {
+                let v = step as f64 + 0.5;
+                match *op {
+                    Op::Set(a, rest) => set(&mut s, &mut model, key(arity, a, rest), v),
+                    Op::Fill(a, n) => {
+                        for j in 0..n {
+                            let k = key(arity, a, [j, j % 4, j % 3]);
+                            set(&mut s, &mut model, k, v);
+                        }
+                    }
+                    Op::Remove(i) if model.is_empty() => {
+                        assert!(!s.remove(&key(arity, i.index(40) as u32, [0; 3])));
+                    }
+                    Op::Remove(i) => {
+                        let k = model.keys().nth(i.index(model.len())).unwrap().clone();
+                        assert!(s.remove(&k));
+                        assert!(!s.remove(&k));
+                        model.remove(&k);
+                    }
+                    Op::Clear(a) => {
+                        let mut gone: Vec<Vec<u32>> = s
+                            .with_symbol(0, first(a))
+                            .map(|k| k.iter().collect())
+                            .collect();
+                        gone.sort_unstable();
+                        let want: Vec<Vec<u32>> = of_first(&model, first(a))
+                            .into_iter()
+                            .map(|(k, _)| k)
+                            .collect();
+                        assert_eq!(gone, want);
+                        for k in &gone {
+                            assert!(s.remove(k));
+                            model.remove(k);
+                        }
+                    }
+                    Op::Merge => {
+                        s.merge();
+                        assert_eq!(s.run_sizes(), [model.len()]);
+                        let (keys, values) = sorted(&s);
+                        assert!(keys.iter().eq(model.keys().flatten()));
+                        assert!(values.iter().eq(model.values()));
+                        let mut firsts: Vec<u32> = model.keys().map(|k| k[0]).collect();
+                        firsts.dedup();
+                        assert_eq!(s.firsts().collect::<Vec<_>>(), firsts);
+                    }
+                    Op::Query(a) => {
+                        let mut got: Vec<(Vec<u32>, f64)> = s
+                            .with_first(first(a))
+                            .map(|(k, v)| (k.iter().collect(), v))
+                            .collect();
+                        got.sort_by(|x, y| x.0.cmp(&y.0));
+                        assert_eq!(got, of_first(&model, first(a)));
+                    }
+                }
+                assert_eq!(s.len(), model.len());
+                s.check_invariants();
+            }
+            s.merge();
+            s.check_invariants();
+            let (keys, values) = sorted(&s);
+            assert!(keys.iter().eq(model.keys().flatten()));
+            assert!(values.iter().eq(model.values()));
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(96))]
+
+            /// Random inserts, fills of one account, removals (of single series and of
+            /// whole accounts), queries and merges, on families of one, two and four
+            /// labels, against a `BTreeMap`: the live series are the map's, the
+            /// invariants (layout of `main` included) hold after every step.
+            #[test]
+            fn the_series_are_a_sorted_map(
+                arity in prop::sample::select(vec![1usize, 2, 4]),
+                ops in prop::collection::vec(op(), 1..150),
+            ) {
+                run(arity, &ops);
+            }
+        }
     }
 }
