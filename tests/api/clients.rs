@@ -46,6 +46,7 @@ async fn balance_success_sends_the_documented_headers() {
         .mount(&server)
         .await;
     let b = ace(&server, Duration::from_secs(30))
+        .once()
         .balance()
         .await
         .unwrap();
@@ -62,7 +63,7 @@ async fn error_of(
         .respond_with(template)
         .mount(&server)
         .await;
-    ace(&server, timeout).balance().await.unwrap_err()
+    ace(&server, timeout).once().balance().await.unwrap_err()
 }
 
 #[tokio::test]
@@ -163,9 +164,9 @@ async fn every_history_page_is_read_and_summed_exactly() {
             .mount(&server)
             .await;
     }
-    let mut client = ace(&server, Duration::from_secs(30));
+    let client = ace(&server, Duration::from_secs(30));
     let mut sync = HistorySync::new(2, Duration::from_secs(3600));
-    let t = *sync.sync(&mut client).await.unwrap();
+    let t = *sync.sync(&mut client.once()).await.unwrap();
     assert_eq!(t.valid.records, 4);
     assert_eq!(t.invalid.records, 1);
     // 0.1 + 0.2 + 0.4 + 0.5 exactly, and 0.3 invalid.
@@ -188,10 +189,10 @@ async fn history_page_failure_keeps_the_previous_totals() {
         .respond_with(ResponseTemplate::new(500))
         .mount(&server)
         .await;
-    let mut client = ace(&server, Duration::from_secs(30));
+    let client = ace(&server, Duration::from_secs(30));
     let mut sync = HistorySync::new(2, Duration::from_secs(3600));
     assert_eq!(
-        sync.sync(&mut client).await.unwrap_err().reason(),
+        sync.sync(&mut client.once()).await.unwrap_err().reason(),
         "http_status"
     );
     assert_eq!(sync.totals().valid.records, 0);

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use tokio::time::Instant;
 
-use super::client::AcedataClient;
+use super::client::{AcedataClient, Attempt};
 use super::config::ApplicationThresholds;
 use super::metrics::AcedataMetrics;
 use super::model::{to_f64, Application};
@@ -34,7 +34,7 @@ pub struct ApplicationsCollector {
 
 /// One pass over every page: the applications (each id once) and whether the list
 /// stayed the same size and without repeats throughout.
-async fn one_pass(client: &AcedataClient) -> Result<(Vec<Application>, bool), CollectError> {
+async fn one_pass(client: &Attempt<'_>) -> Result<(Vec<Application>, bool), CollectError> {
     let mut apps = Vec::new();
     let mut seen = HashSet::new();
     let mut offset = 0u64;
@@ -61,7 +61,7 @@ async fn one_pass(client: &AcedataClient) -> Result<(Vec<Application>, bool), Co
 }
 
 /// Every application of the account, all pages.
-pub async fn fetch_all(client: &AcedataClient) -> Result<Vec<Application>, CollectError> {
+pub async fn fetch_all(client: &Attempt<'_>) -> Result<Vec<Application>, CollectError> {
     let mut attempt = 0;
     loop {
         attempt += 1;

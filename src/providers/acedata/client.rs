@@ -1,4 +1,12 @@
 //! HTTP calls to Ace Data Cloud. Returns typed answers; knows nothing of metrics.
+//!
+//! Two types, because an account's collectors each keep a client for as long as the
+//! process runs, while a deadline belongs to one collection attempt only:
+//! - [`AcedataClient`], the stored handle: one pointer to what every request of the
+//!   account needs, shared by the account's collectors.
+//! - [`Attempt`], the requests of one attempt: made by [`AcedataClient::until`] (failed
+//!   requests are retried while a retry can finish before the deadline) or
+//!   [`AcedataClient::once`] (each request is tried once), and dropped with the attempt.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,10 +20,17 @@ use crate::collector::CollectError;
 use crate::secret::Secret;
 use crate::upstream::Upstream;
 
-/// A client for one account. Cheap to clone: an account's collectors share one.
+/// A client for one account: one pointer, cheap to clone; an account's collectors
+/// share one. Requests are made through an [`Attempt`].
 #[derive(Clone)]
 pub struct AcedataClient {
     account: Arc<AccountClient>,
+}
+
+/// The requests of one collection attempt of one account, with the attempt's deadline.
+#[derive(Clone, Copy)]
+pub struct Attempt<'a> {
+    account: &'a AccountClient,
     deadline: Option<Instant>,
 }
 
@@ -50,19 +65,28 @@ impl AcedataClient {
                 user_id: user_id.map(Into::into),
                 timeout,
             }),
+        }
+    }
+
+    /// The requests of one collection attempt: failed requests are retried while a
+    /// retry can finish before `deadline`.
+    pub fn until(&self, deadline: Instant) -> Attempt<'_> {
+        Attempt {
+            account: &self.account,
+            deadline: Some(deadline),
+        }
+    }
+
+    /// Requests without a deadline, for one-off calls: each request is tried once.
+    pub fn once(&self) -> Attempt<'_> {
+        Attempt {
+            account: &self.account,
             deadline: None,
         }
     }
+}
 
-    /// This client for one collection attempt: failed requests are retried while a
-    /// retry can finish before `deadline`. (Without one, each request is tried once.)
-    pub fn until(&self, deadline: Instant) -> Self {
-        AcedataClient {
-            deadline: Some(deadline),
-            ..self.clone()
-        }
-    }
-
+impl Attempt<'_> {
     async fn call(
         &self,
         method: Method,
@@ -235,5 +259,17 @@ impl AcedataClient {
     /// no I/O.
     pub(super) fn unreachable() -> Self {
         Self::for_test("http://127.0.0.1:9", "t")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each collector keeps a client for the life of the process, thousands of them:
+    /// the stored handle is one pointer, the deadline lives only in an [`Attempt`].
+    #[test]
+    fn the_stored_client_is_one_pointer() {
+        assert_eq!(std::mem::size_of::<AcedataClient>(), 8);
     }
 }

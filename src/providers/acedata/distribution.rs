@@ -5,7 +5,7 @@ use std::sync::Arc;
 use rust_decimal::Decimal;
 use tokio::time::Instant;
 
-use super::client::AcedataClient;
+use super::client::{AcedataClient, Attempt};
 use super::metrics::AcedataMetrics;
 use super::model::{to_f64, Level, Status};
 use crate::collector::{impl_collector, CollectError, Collector};
@@ -54,7 +54,7 @@ impl StatusCollector {
         }
     }
 
-    async fn fetch(&mut self, client: &AcedataClient) -> Result<Option<Status>, CollectError> {
+    async fn fetch(&mut self, client: &Attempt<'_>) -> Result<Option<Status>, CollectError> {
         let mut page = client.statuses().await?;
         let empty = page.count == Some(0) || page.items.is_empty();
         if empty && self.initialize && !self.initialized {
@@ -85,7 +85,9 @@ impl_collector!(
 
 impl StatusCollector {
     async fn poll(&mut self, deadline: Instant) -> Result<(), CollectError> {
-        let client = self.client.until(deadline);
+        // A handle of its own: `fetch` updates `self` while the attempt is running.
+        let handle = self.client.clone();
+        let client = handle.until(deadline);
         let status = self.fetch(&client).await?;
         let levels = match &status {
             Some(_) => client.levels().await?.items,

@@ -17,7 +17,7 @@ use std::time::Duration;
 use rust_decimal::Decimal;
 use tokio::time::Instant;
 
-use super::client::AcedataClient;
+use super::client::{AcedataClient, Attempt};
 use super::metrics::AcedataMetrics;
 use super::model::{to_f64, HistoryRecord};
 use crate::collector::{impl_collector, CollectError};
@@ -96,14 +96,14 @@ pub trait PageSource {
     ) -> impl Future<Output = Result<(u64, Vec<HistoryRecord>), CollectError>> + Send;
 }
 
-impl PageSource for AcedataClient {
+impl PageSource for Attempt<'_> {
     fn page(
         &mut self,
         limit: u64,
         offset: u64,
     ) -> impl Future<Output = Result<(u64, Vec<HistoryRecord>), CollectError>> + Send {
-        let client = self.clone();
-        async move { client.history_page(limit, offset).await }
+        let attempt = *self;
+        async move { attempt.history_page(limit, offset).await }
     }
 }
 
