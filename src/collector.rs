@@ -144,7 +144,7 @@ macro_rules! impl_collector {
             }
 
             fn account(&self) -> &str {
-                &self.account
+                self.client.account()
             }
 
             fn collect(

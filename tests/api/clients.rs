@@ -16,6 +16,7 @@ use wiremock::{Mock, MockServer, ResponseTemplate};
 fn ace(server: &MockServer, timeout: Duration) -> AcedataClient {
     AcedataClient::new(
         Upstream::new(4),
+        "main",
         &server.uri(),
         Secret::literal("tok-123"),
         None,

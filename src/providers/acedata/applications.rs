@@ -26,7 +26,6 @@ const PASS_ATTEMPTS: usize = 3;
 
 /// Polls `GET /api/v1/applications/`.
 pub struct ApplicationsCollector {
-    pub(super) account: Arc<str>,
     pub(super) client: AcedataClient,
     pub(super) metrics: Arc<AcedataMetrics>,
     pub(super) thresholds: ApplicationThresholds,
@@ -96,7 +95,7 @@ impl ApplicationsCollector {
     /// I/O.
     pub fn update(&self, apps: &[Application]) {
         let m = &self.metrics;
-        let a = &*self.account;
+        let a = self.client.account();
         let key = |app: &Application| vec![app.id.clone(), app.service_label().to_string()];
         let per_app = |value: fn(&Application) -> Option<f64>| {
             apps.iter()
@@ -206,7 +205,6 @@ mod tests {
             .unwrap();
         let thresholds = account.application_thresholds.clone();
         ApplicationsCollector {
-            account: "main".into(),
             client: AcedataClient::unreachable(),
             metrics: Arc::new(AcedataMetrics::new(registry)),
             thresholds,

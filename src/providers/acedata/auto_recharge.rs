@@ -20,7 +20,6 @@ pub const NAME: &str = "acedata_auto_recharge";
 
 /// Polls `GET /api/v1/auto-recharge-configs/`.
 pub struct AutoRechargeCollector {
-    pub(super) account: Arc<str>,
     pub(super) client: AcedataClient,
     pub(super) metrics: Arc<AcedataMetrics>,
 }
@@ -46,7 +45,7 @@ impl AutoRechargeCollector {
     /// Write the configurations to the gauge, replacing the account's previous set.
     pub fn update(&self, configs: &[AutoRecharge]) {
         self.metrics.auto_recharge.replace(
-            &self.account,
+            self.client.account(),
             configs
                 .iter()
                 .filter_map(|c| Some((vec![c.application_id.clone()?, c.status.clone()?], 1.0))),
@@ -110,7 +109,6 @@ mod tests {
         use crate::metrics::Registry;
         let registry = Registry::new();
         let c = AutoRechargeCollector {
-            account: "main".into(),
             client: AcedataClient::unreachable(),
             metrics: Arc::new(AcedataMetrics::new(&registry)),
         };

@@ -11,7 +11,6 @@ use crate::collector::{impl_collector, CollectError};
 
 /// Polls `POST /api/v1/balances/initialize/`.
 pub struct BalanceCollector {
-    pub(super) account: Arc<str>,
     pub(super) client: AcedataClient,
     pub(super) metrics: Arc<AcedataMetrics>,
 }
@@ -20,7 +19,7 @@ impl BalanceCollector {
     /// Write a parsed balance to the gauges; no I/O.
     pub fn update(&self, b: &Balance) {
         let m = &self.metrics;
-        let a = &*self.account;
+        let a = self.client.account();
         m.credits.set(a, to_f64(b.credits));
         m.package_amount.replace(
             a,

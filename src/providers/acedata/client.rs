@@ -34,8 +34,10 @@ pub struct Attempt<'a> {
     deadline: Option<Instant>,
 }
 
-/// What every request of one account needs.
+/// What every request of one account needs, and the account's name (which its
+/// collectors label their series with).
 struct AccountClient {
+    name: Box<str>,
     upstream: Upstream,
     base_url: Box<str>,
     token: Secret,
@@ -49,9 +51,15 @@ impl AcedataClient {
         self.account.token.get().into_iter().collect()
     }
 
-    /// A client for the account at `base_url` (no trailing slash).
+    /// The account's configured name.
+    pub fn account(&self) -> &str {
+        &self.account.name
+    }
+
+    /// A client for the account `name` at `base_url` (no trailing slash).
     pub fn new(
         upstream: Upstream,
+        name: &str,
         base_url: &str,
         token: Secret,
         user_id: Option<String>,
@@ -59,6 +67,7 @@ impl AcedataClient {
     ) -> Self {
         AcedataClient {
             account: Arc::new(AccountClient {
+                name: name.into(),
                 upstream,
                 base_url: base_url.trim_end_matches('/').into(),
                 token,
@@ -244,10 +253,12 @@ impl Attempt<'_> {
 
 #[cfg(test)]
 impl AcedataClient {
-    /// A client of `token` at `base_url`, for the collectors' unit tests.
+    /// A client of account `main` and `token` at `base_url`, for the collectors' unit
+    /// tests.
     pub(super) fn for_test(base_url: &str, token: &str) -> Self {
         Self::new(
             Upstream::new(1),
+            "main",
             base_url,
             Secret::literal(token),
             None,

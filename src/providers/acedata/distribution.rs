@@ -13,7 +13,6 @@ use crate::collector::{impl_collector, CollectError, Collector};
 /// Polls the distribution status (and the levels, for the spend remaining to the
 /// next level). Initializes a missing status once when configured to.
 pub struct StatusCollector {
-    pub(super) account: Arc<str>,
     pub(super) client: AcedataClient,
     pub(super) metrics: Arc<AcedataMetrics>,
     pub(super) initialize: bool,
@@ -39,7 +38,7 @@ impl StatusCollector {
             return;
         };
         let m = &self.metrics;
-        let a = &*self.account;
+        let a = self.client.account();
         m.level.set(a, s.level.level as f64);
         m.commission_ratio.set(a, s.level.percentage);
         m.invitee_spend.set(a, to_f64(s.price));
@@ -50,7 +49,7 @@ impl StatusCollector {
 
     fn clear_status(&self) {
         for f in self.families() {
-            f.clear(&self.account);
+            f.clear(self.client.account());
         }
     }
 
@@ -60,7 +59,7 @@ impl StatusCollector {
         if empty && self.initialize && !self.initialized {
             tracing::info!(
                 collector = "acedata_distribution_status",
-                account = %self.account,
+                account = %self.client.account(),
                 "no distribution status yet; initializing it"
             );
             client.initialize_status().await?;
@@ -100,7 +99,6 @@ impl StatusCollector {
 
 /// Polls the table of distribution levels.
 pub struct LevelsCollector {
-    pub(super) account: Arc<str>,
     pub(super) client: AcedataClient,
     pub(super) metrics: Arc<AcedataMetrics>,
 }
@@ -109,7 +107,7 @@ impl LevelsCollector {
     /// Write the level table to the gauges; no I/O. Levels gone upstream disappear.
     pub fn update(&self, levels: &[Level]) {
         let m = &self.metrics;
-        let a = &*self.account;
+        let a = self.client.account();
         m.level_threshold.replace(
             a,
             levels

@@ -408,7 +408,6 @@ impl HistorySync {
 
 /// Polls the commission history incrementally.
 pub struct HistoryCollector {
-    pub(super) account: Arc<str>,
     pub(super) client: AcedataClient,
     pub(super) metrics: Arc<AcedataMetrics>,
     pub(super) sync: HistorySync,
@@ -448,7 +447,7 @@ impl_collector!(
 impl HistoryCollector {
     async fn poll(&mut self, deadline: Instant) -> Result<(), CollectError> {
         let totals = *self.sync.sync(&mut self.client.until(deadline)).await?;
-        Self::update(&self.metrics, &self.account, &totals);
+        Self::update(&self.metrics, self.client.account(), &totals);
         Ok(())
     }
 }

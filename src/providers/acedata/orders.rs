@@ -36,7 +36,6 @@ pub const WINDOW: time::Duration = time::Duration::days(30);
 
 /// Polls `GET /api/v1/orders/`.
 pub struct OrdersCollector {
-    pub(super) account: Arc<str>,
     pub(super) client: AcedataClient,
     pub(super) metrics: Arc<AcedataMetrics>,
     pub(super) clock: Clock,
@@ -136,7 +135,7 @@ impl OrdersCollector {
     /// Write the summary to the gauges, replacing the account's previous set; no I/O.
     pub fn update(&self, s: &OrderSummary) {
         let m = &self.metrics;
-        let a = &*self.account;
+        let a = self.client.account();
         m.orders.replace(
             a,
             s.counts.iter().map(|(st, n)| (vec![st.clone()], *n as f64)),

@@ -28,7 +28,6 @@ pub const NAME: &str = "acedata_usage";
 
 /// Polls `GET /api/v1/usage/apis/aggregate/`.
 pub struct UsageCollector {
-    pub(super) account: Arc<str>,
     pub(super) client: AcedataClient,
     pub(super) metrics: Arc<AcedataMetrics>,
     pub(super) clock: Clock,
@@ -155,7 +154,7 @@ impl UsageCollector {
     /// Write the spend to the gauges, replacing the account's previous set; no I/O.
     pub fn update(&self, spend: &BTreeMap<String, ApiSpend>) {
         let m = &self.metrics;
-        let a = &*self.account;
+        let a = self.client.account();
         let per_api = |value: fn(&ApiSpend) -> Option<Decimal>| {
             spend.iter().filter_map(move |(id, s)| {
                 value(s).map(|v| (vec![id.clone(), s.name.clone()], to_f64(v)))
@@ -297,7 +296,6 @@ mod tests {
         sim.add_acedata_account("tok");
         let registry = Registry::new();
         let mut c = UsageCollector {
-            account: "main".into(),
             client: AcedataClient::for_test(&sim.base_url(), "tok"),
             metrics: Arc::new(AcedataMetrics::new(&registry)),
             clock: september_third,
@@ -336,7 +334,6 @@ mod tests {
         use crate::metrics::Registry;
         let registry = Registry::new();
         let c = UsageCollector {
-            account: "main".into(),
             client: AcedataClient::unreachable(),
             metrics: Arc::new(AcedataMetrics::new(&registry)),
             clock: super::super::clock::system,
