@@ -155,10 +155,15 @@ impl World {
     }
 
     fn errors(&self, account: &str, reason: &str) -> f64 {
+        self.errors_of("fake", account, reason)
+    }
+
+    /// The error counter of `collector` at `account` for `reason`.
+    fn errors_of(&self, collector: &str, account: &str, reason: &str) -> f64 {
         self.shared
             .self_metrics
             .errors
-            .with_label_values(&["fake", account, reason])
+            .with_label_values(&[collector, account, reason])
             .get()
     }
 
@@ -509,12 +514,7 @@ async fn a_retry_after_holds_the_accounts_other_collectors() {
     let other = w.fake("one", "elsewhere", every(1), |_| Step::Work);
     let s = Scheduler::start(vec![limited, sibling, other], &w.shared, 4);
     until("the 429", || {
-        w.shared
-            .self_metrics
-            .errors
-            .with_label_values(&["one", "acct", "rate_limited"])
-            .get()
-            == 1.0
+        w.errors_of("one", "acct", "rate_limited") == 1.0
     })
     .await;
     let held_at = Instant::now();
@@ -637,12 +637,7 @@ async fn a_changed_account_starts_without_the_hold_of_the_one_it_replaces() {
     let sibling = w.fake("two", "acct", every(1), |_| Step::Work);
     let s = Scheduler::start(vec![held, sibling], &w.shared, 4);
     until("the 429", || {
-        w.shared
-            .self_metrics
-            .errors
-            .with_label_values(&["one", "acct", "rate_limited"])
-            .get()
-            == 1.0
+        w.errors_of("one", "acct", "rate_limited") == 1.0
     })
     .await;
     until("the sibling is held", || {
