@@ -12,7 +12,7 @@
 //! [`JEMALLOC_CONF`]: glibc's malloc puts a header on every piece and keeps the holes
 //! the large buffers leave between long-lived ones, jemalloc keeps pieces of one size
 //! together without headers. Measured at 10,000 accounts (BENCHMARKS.md, "The
-//! allocator"): about 6 MiB less resident memory after a minute of polls and scrapes,
+//! allocator"): about 7 MiB less resident memory after a minute of polls and scrapes,
 //! and a lower peak. The musl builds (the static tarballs and the container image) keep
 //! musl's own allocator, which returns freed memory by itself.
 //!
