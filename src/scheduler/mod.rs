@@ -27,8 +27,7 @@
 //! - **Lag is measured**: `balance_exporter_scheduler_lag_seconds` is how far behind
 //!   its due time the most overdue waiting attempt is (0 when all start on time).
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -45,7 +44,9 @@ use crate::self_metrics::SelfMetrics;
 use crate::status::{AccountKey, ErrorInfo, StatusBoard, TaskRow};
 use crate::timing::MAX_JITTER;
 
+mod timers;
 mod unwind;
+use timers::{Cadence, Cadences, Nanos, Queue};
 use unwind::{panic_message, CatchUnwind};
 
 /// The running schedule: one driver task that owns every collector.
@@ -200,142 +201,6 @@ impl Flags {
         let was = self.has(flag);
         self.set(flag, false);
         was
-    }
-}
-
-/// A duration in 8 bytes instead of 16 (81,000 slots at 10,000 accounts with every
-/// collector); exact up to 584 years, far beyond [`crate::timing::MAX_DURATION`].
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-struct Nanos(u64);
-
-impl Nanos {
-    const NEVER: Nanos = Nanos(u64::MAX);
-
-    fn of(d: Duration) -> Nanos {
-        Nanos(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX - 1))
-    }
-
-    fn get(self) -> Duration {
-        Duration::from_nanos(self.0)
-    }
-
-    /// The instant `self` after `epoch`, `None` for [`Nanos::NEVER`].
-    fn after(self, epoch: Instant) -> Option<Instant> {
-        (self != Nanos::NEVER).then(|| epoch + self.get())
-    }
-}
-
-/// How often a collector is polled and how long its values outlive its last success.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-struct Cadence {
-    interval: Nanos,
-    max_staleness: Nanos,
-}
-
-/// Each distinct [`Cadence`] of the slots once: the collectors of an account share
-/// theirs (only a per-collector cadence differs), so a slot holds a 4-byte index
-/// instead of 16 bytes of durations. A cadence no slot uses any more is forgotten and
-/// its index reused, so reloads with new settings do not make the table grow.
-#[derive(Default)]
-struct Cadences {
-    /// Each cadence with the number of slots using it (0: a free index).
-    table: Vec<(Cadence, u32)>,
-    index: HashMap<Cadence, u32>,
-    free: Vec<u32>,
-}
-
-impl Cadences {
-    /// The index of `c`, counted as used once more.
-    fn intern(&mut self, c: Cadence) -> u32 {
-        let i = match self.index.get(&c) {
-            Some(&i) => i,
-            None => {
-                let i = match self.free.pop() {
-                    Some(i) => {
-                        self.table[i as usize] = (c, 0);
-                        i
-                    }
-                    None => {
-                        self.table.push((c, 0));
-                        u32::try_from(self.table.len() - 1).expect("fewer than 2^32 cadences")
-                    }
-                };
-                self.index.insert(c, i);
-                i
-            }
-        };
-        self.table[i as usize].1 += 1;
-        i
-    }
-
-    /// One slot less uses the cadence at `i`.
-    fn release(&mut self, i: u32) {
-        let (c, users) = &mut self.table[i as usize];
-        *users -= 1;
-        if *users == 0 {
-            self.index.remove(c);
-            self.free.push(i);
-        }
-    }
-
-    fn get(&self, i: u32) -> Cadence {
-        self.table[i as usize].0
-    }
-}
-
-/// A timer queue: `(due, slot index)`, earliest first. The due is [`Nanos`] since
-/// the driver's epoch, kept as two `u32` halves so that an entry is 12 bytes (a
-/// `u64` in it would pad it to 16; two queues of 81,000 entries at 10,000 accounts);
-/// nothing is rounded and nothing wraps. An entry names a slot index only: the queues
-/// never hold an entry of a removed collector ([`Driver::apply`] purges them before
-/// an index is reused).
-struct Queue {
-    epoch: Instant,
-    heap: BinaryHeap<Reverse<Entry>>,
-}
-
-/// A queue entry: the due's high and low halves, then the slot index (the tuple's
-/// order is the due's order).
-type Entry = (u32, u32, u32);
-
-impl Queue {
-    /// Room for `n` entries: a queue holds at most one per slot, so it never grows by
-    /// doubling past that.
-    fn new(epoch: Instant, n: usize) -> Queue {
-        Queue {
-            epoch,
-            heap: BinaryHeap::with_capacity(n),
-        }
-    }
-
-    fn push(&mut self, due: Instant, index: u32) {
-        let Nanos(at) = Nanos::of(due.saturating_duration_since(self.epoch));
-        self.heap
-            .push(Reverse(((at >> 32) as u32, at as u32, index)));
-    }
-
-    fn due(&self, (high, low, index): Entry) -> (Instant, u32) {
-        let at = Nanos(u64::from(high) << 32 | u64::from(low));
-        (self.epoch + at.get(), index)
-    }
-
-    fn peek(&self) -> Option<(Instant, u32)> {
-        let &Reverse(e) = self.heap.peek()?;
-        Some(self.due(e))
-    }
-
-    fn pop(&mut self) -> Option<(Instant, u32)> {
-        let Reverse(e) = self.heap.pop()?;
-        Some(self.due(e))
-    }
-
-    /// Drop the entries of the slots `keep` rejects.
-    fn retain(&mut self, keep: impl Fn(u32) -> bool) {
-        self.heap.retain(|&Reverse((_, _, index))| keep(index));
-    }
-
-    fn is_empty(&self) -> bool {
-        self.heap.is_empty()
     }
 }
 

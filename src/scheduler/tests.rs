@@ -265,34 +265,6 @@ fn an_accounts_group_is_48_bytes() {
     assert!(size <= 48, "{size}");
 }
 
-#[test]
-fn a_timer_entry_is_12_bytes_and_keeps_the_exact_due_in_order() {
-    // Two queues of 81,000 entries at 10,000 accounts: 4 bytes an entry is 0.65 MB.
-    assert_eq!(std::mem::size_of::<Reverse<Entry>>(), 12);
-    let epoch = Instant::now();
-    let mut q = Queue::new(epoch, 4);
-    // Across the low half's range (2^32 ns is 4.29 s) and far beyond it.
-    let dues = [
-        Duration::from_nanos(u64::from(u32::MAX) + 1),
-        Duration::from_nanos(u64::from(u32::MAX)),
-        crate::timing::MAX_DURATION * 2 + Duration::from_nanos(7),
-        Duration::from_nanos(1),
-    ];
-    for (i, d) in dues.iter().enumerate() {
-        q.push(epoch + *d, i as u32);
-    }
-    let popped: Vec<_> = std::iter::from_fn(|| q.pop()).collect();
-    assert_eq!(
-        popped,
-        vec![
-            (epoch + dues[3], 3),
-            (epoch + dues[1], 1),
-            (epoch + dues[0], 0),
-            (epoch + dues[2], 2)
-        ]
-    );
-}
-
 #[tokio::test(start_paused = true)]
 async fn a_removed_collectors_timers_never_fire_for_the_next_one_at_its_index() {
     let w = World::new();
@@ -318,35 +290,6 @@ async fn a_removed_collectors_timers_never_fire_for_the_next_one_at_its_index() 
     assert!((9..=11).contains(&n), "{n} attempts in 10 s");
     assert_eq!(w.starts("fake", "gone"), 1);
     s.stop().await;
-}
-
-#[test]
-fn cadences_are_shared_and_forgotten_once_unused() {
-    let secs = |s| Nanos::of(Duration::from_secs(s));
-    let a = Cadence {
-        interval: secs(60),
-        max_staleness: secs(3600),
-    };
-    let b = Cadence {
-        interval: secs(300),
-        ..a
-    };
-    let mut c = Cadences::default();
-    let (i, j, k) = (c.intern(a), c.intern(a), c.intern(b));
-    assert_eq!(i, j, "one entry for the collectors that share it");
-    assert_ne!(i, k);
-    c.release(k);
-    let d = Cadence {
-        interval: secs(5),
-        ..a
-    };
-    assert_eq!(c.intern(d), k, "an unused entry's index is reused");
-    assert_eq!(c.table.len(), 2);
-    assert!(c.get(k) == d && c.get(i) == a);
-    c.release(i);
-    assert!(c.index.contains_key(&a), "still used once");
-    c.release(i);
-    assert!(!c.index.contains_key(&a));
 }
 
 #[tokio::test(start_paused = true)]
